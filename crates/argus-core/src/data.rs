@@ -1,0 +1,342 @@
+//! Market data as the application receives it: owned, typed, and cheap.
+//!
+//! A [`MarketData`] is built from a decoded frame without allocating for
+//! prices and volumes: the symbol is stored inline ([`Symbol`]), the
+//! subscription id is shared ([`SubscriptionId`]), and the timestamp is parsed
+//! into a [`Timestamp`].
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+
+use crate::subscription::{DataType, SubscriptionId, Symbol};
+use crate::wire::{self, Level};
+
+/// A point in time as the server stamped it: nanoseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(i128);
+
+/// A string that is not an RFC 3339 UTC timestamp.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an RFC 3339 UTC timestamp")]
+pub struct InvalidTimestamp(pub String);
+
+impl Timestamp {
+    /// Parses RFC 3339 UTC (`2026-11-24T09:49:56.123Z`), with any fraction.
+    pub fn parse(s: &str) -> Result<Self, InvalidTimestamp> {
+        let t = humantime::parse_rfc3339(s).map_err(|_| InvalidTimestamp(s.to_owned()))?;
+        Ok(Self::from_system_time(t))
+    }
+
+    /// The timestamp of a [`SystemTime`].
+    pub fn from_system_time(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Self(d.as_nanos() as i128),
+            Err(e) => Self(-(e.duration().as_nanos() as i128)),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(self) -> i128 {
+        self.0
+    }
+
+    /// The same instant as a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        let magnitude =
+            Duration::from_nanos(self.0.unsigned_abs().min(u128::from(u64::MAX)) as u64);
+        if self.0 >= 0 {
+            UNIX_EPOCH + magnitude
+        } else {
+            UNIX_EPOCH - magnitude
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 UTC, with as many fraction digits as the value needs (3, 6 or 9).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.to_system_time();
+        let n = self.0.rem_euclid(1_000_000_000);
+        if n % 1_000_000 == 0 {
+            write!(f, "{}", humantime::format_rfc3339_millis(t))
+        } else if n % 1_000 == 0 {
+            write!(f, "{}", humantime::format_rfc3339_micros(t))
+        } else {
+            write!(f, "{}", humantime::format_rfc3339_nanos(t))
+        }
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A last-trade price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Price {
+    /// The subscription it answers.
+    pub subscription: SubscriptionId,
+    /// Sequence number in the session.
+    pub seq: u64,
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Last trade price.
+    pub price: f64,
+    /// When the server produced it.
+    pub timestamp: Timestamp,
+}
+
+/// A cumulative traded volume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Volume {
+    /// The subscription it answers.
+    pub subscription: SubscriptionId,
+    /// Sequence number in the session.
+    pub seq: u64,
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Cumulative volume since the server started.
+    pub volume: u64,
+    /// When the server produced it.
+    pub timestamp: Timestamp,
+}
+
+/// A top-of-book snapshot, best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderBook {
+    /// The subscription it answers.
+    pub subscription: SubscriptionId,
+    /// Sequence number in the session.
+    pub seq: u64,
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Bids, best (highest) first.
+    pub bids: Vec<Level>,
+    /// Asks, best (lowest) first.
+    pub asks: Vec<Level>,
+    /// When the server produced it.
+    pub timestamp: Timestamp,
+}
+
+/// One market-data message. Serialises with the protocol's field names
+/// (`type`, `sub`, `seq`, `symbol`, …), so it can be printed as the wire shows it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum MarketData {
+    /// A price.
+    Price(Price),
+    /// A volume.
+    Volume(Volume),
+    /// An order book.
+    OrderBook(OrderBook),
+}
+
+macro_rules! common {
+    ($self:ident, $field:ident) => {
+        match $self {
+            MarketData::Price(m) => &m.$field,
+            MarketData::Volume(m) => &m.$field,
+            MarketData::OrderBook(m) => &m.$field,
+        }
+    };
+}
+
+impl MarketData {
+    /// Which data type it is.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Self::Price(_) => DataType::Price,
+            Self::Volume(_) => DataType::Volume,
+            Self::OrderBook(_) => DataType::OrderBook,
+        }
+    }
+
+    /// The subscription it answers.
+    pub fn subscription(&self) -> &SubscriptionId {
+        common!(self, subscription)
+    }
+
+    /// Sequence number in the session.
+    pub fn seq(&self) -> u64 {
+        *common!(self, seq)
+    }
+
+    /// The symbol.
+    pub fn symbol(&self) -> Symbol {
+        *common!(self, symbol)
+    }
+
+    /// When the server produced it.
+    pub fn timestamp(&self) -> Timestamp {
+        *common!(self, timestamp)
+    }
+
+    /// The price, for a price message.
+    pub fn price(&self) -> Option<f64> {
+        match self {
+            Self::Price(p) => Some(p.price),
+            _ => None,
+        }
+    }
+
+    /// Builds the owned message from a decoded frame, or `None` when `msg` is
+    /// not a data message.
+    pub fn from_wire(
+        msg: &wire::ServerMessage<'_>,
+        subscription: SubscriptionId,
+    ) -> Option<Result<Self, InvalidData>> {
+        let build = |symbol: &str, ts: &str| -> Result<(Symbol, Timestamp), InvalidData> {
+            let symbol = Symbol::parse(symbol).map_err(InvalidData::Symbol)?;
+            let timestamp = Timestamp::parse(ts).map_err(InvalidData::Timestamp)?;
+            Ok((symbol, timestamp))
+        };
+        Some(match msg {
+            wire::ServerMessage::Price(p) => {
+                build(&p.symbol, &p.timestamp).map(|(symbol, timestamp)| {
+                    Self::Price(Price {
+                        subscription,
+                        seq: p.seq,
+                        symbol,
+                        price: p.price,
+                        timestamp,
+                    })
+                })
+            }
+            wire::ServerMessage::Volume(v) => {
+                build(&v.symbol, &v.timestamp).map(|(symbol, timestamp)| {
+                    Self::Volume(Volume {
+                        subscription,
+                        seq: v.seq,
+                        symbol,
+                        volume: v.volume,
+                        timestamp,
+                    })
+                })
+            }
+            wire::ServerMessage::OrderBook(b) => {
+                build(&b.symbol, &b.timestamp).map(|(symbol, timestamp)| {
+                    Self::OrderBook(OrderBook {
+                        subscription,
+                        seq: b.seq,
+                        symbol,
+                        bids: b.bids.clone(),
+                        asks: b.asks.clone(),
+                        timestamp,
+                    })
+                })
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A data message whose fields parse but do not make sense.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidData {
+    /// The symbol is not in normal form.
+    #[error(transparent)]
+    Symbol(crate::subscription::InvalidSymbol),
+    /// The timestamp is not RFC 3339 UTC.
+    #[error(transparent)]
+    Timestamp(InvalidTimestamp),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum WireShape<'a> {
+    Price {
+        sub: &'a str,
+        seq: u64,
+        symbol: &'a str,
+        price: f64,
+        timestamp: Timestamp,
+    },
+    Volume {
+        sub: &'a str,
+        seq: u64,
+        symbol: &'a str,
+        volume: u64,
+        timestamp: Timestamp,
+    },
+    #[serde(rename = "orderbook")]
+    OrderBook {
+        sub: &'a str,
+        seq: u64,
+        symbol: &'a str,
+        bids: &'a [Level],
+        asks: &'a [Level],
+        timestamp: Timestamp,
+    },
+}
+
+impl Serialize for MarketData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Price(p) => WireShape::Price {
+                sub: p.subscription.as_str(),
+                seq: p.seq,
+                symbol: p.symbol.as_str(),
+                price: p.price,
+                timestamp: p.timestamp,
+            },
+            Self::Volume(v) => WireShape::Volume {
+                sub: v.subscription.as_str(),
+                seq: v.seq,
+                symbol: v.symbol.as_str(),
+                volume: v.volume,
+                timestamp: v.timestamp,
+            },
+            Self::OrderBook(b) => WireShape::OrderBook {
+                sub: b.subscription.as_str(),
+                seq: b.seq,
+                symbol: b.symbol.as_str(),
+                bids: &b.bids,
+                asks: &b.asks,
+                timestamp: b.timestamp,
+            },
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_their_precision() {
+        for s in [
+            "2026-11-24T09:49:56.123Z",
+            "2026-11-24T09:49:56.123456Z",
+            "2026-11-24T09:49:56.123456789Z",
+        ] {
+            assert_eq!(Timestamp::parse(s).unwrap().to_string(), s);
+        }
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn serialises_like_the_wire() {
+        let text = r#"{"type":"price","sub":"main","seq":17,"symbol":"AAPL","price":189.53,"timestamp":"2026-11-24T09:49:56.123Z"}"#;
+        let msg = wire::ServerMessage::decode(text).unwrap();
+        let data = MarketData::from_wire(&msg, SubscriptionId::new("main").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(serde_json::to_string(&data).unwrap(), text);
+        assert_eq!(
+            (data.seq(), data.symbol().as_str(), data.price()),
+            (17, "AAPL", Some(189.53))
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! What crosses the boundary between the core and a transport: [`Input`]s the
+//! transport feeds in, [`Transmit`]s it carries out, and [`Event`]s for the
+//! application.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::ApiKey;
+use crate::data::MarketData;
+use crate::subscription::SubscriptionId;
+use crate::wire::ErrorCode;
+
+/// Something the transport observed, fed to [`Client::handle_input`](crate::Client::handle_input).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input<'a> {
+    /// The WebSocket upgrade of the last [`Transmit::Open`] completed.
+    Opened,
+    /// The last [`Transmit::Open`] failed before the upgrade completed.
+    OpenFailed(OpenError),
+    /// A text frame arrived.
+    Text(&'a str),
+    /// A binary frame arrived (a protocol error the client survives).
+    Binary(&'a [u8]),
+    /// A Ping control frame arrived (the transport answers it).
+    Ping(&'a [u8]),
+    /// A Pong control frame arrived.
+    Pong(&'a [u8]),
+    /// The connection ended: a close frame with its code, or `code: None` when
+    /// the socket failed or closed without one.
+    Closed {
+        /// The close code, when a close frame arrived.
+        code: Option<u16>,
+        /// The close reason, possibly empty.
+        reason: &'a str,
+    },
+}
+
+/// Why opening a connection failed. [`OpenError::is_fatal`] tells whether
+/// retrying could help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The server refused the credentials (HTTP 401 or 403). Fatal.
+    #[error("the server refused the credentials (HTTP {status}); check the api key")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// The URL cannot be connected to as given. Fatal.
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    /// The server's TLS certificate was rejected. Fatal.
+    #[error("TLS certificate rejected: {0}")]
+    Certificate(String),
+    /// The server answered the upgrade with another HTTP status. Retried.
+    #[error("the server answered the upgrade with HTTP {status}")]
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// A socket, DNS, or TLS transport error. Retried.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The handshake or `welcome` did not arrive within `timeout`. Retried.
+    #[error("no welcome within {0:?}")]
+    Timeout(Duration),
+    /// The server closed the connection before `welcome`. Retried.
+    #[error("the server closed the connection before welcome (code {code:?})")]
+    ClosedBeforeWelcome {
+        /// The close code, if any.
+        code: Option<u16>,
+    },
+}
+
+impl OpenError {
+    /// Whether retrying cannot help: 401/403, an invalid URL, a rejected certificate.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthorized { .. } | Self::InvalidUrl(_) | Self::Certificate(_)
+        )
+    }
+}
+
+/// What the core asks the transport to open.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// The server's URL.
+    pub url: String,
+    /// The key for `Authorization: Bearer`, if any. Redacted in `Debug`.
+    pub api_key: Option<ApiKey>,
+    /// The subprotocol to offer: `argus.v1`.
+    pub subprotocol: &'static str,
+    /// Largest incoming message to accept, in bytes.
+    pub max_message_size: usize,
+}
+
+impl OpenRequest {
+    /// The `Authorization` header's value, if a key is set. Never log it.
+    pub fn authorization(&self) -> Option<String> {
+        self.api_key
+            .as_ref()
+            .map(|key| format!("Bearer {}", key.expose()))
+    }
+}
+
+impl fmt::Debug for OpenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenRequest")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key)
+            .field("subprotocol", &self.subprotocol)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
+}
+
+/// Close code: normal closure.
+pub const CLOSE_NORMAL: u16 = 1000;
+/// Close code: going away.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: policy violation.
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code: message too big.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code: the server dropped a slow consumer.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
+
+/// Something the transport must do, drained from [`Client::poll_transmit`](crate::Client::poll_transmit).
+#[derive(Debug, PartialEq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Transmit {
+    /// Open a WebSocket connection, replacing any previous one.
+    Open(OpenRequest),
+    /// Send a text frame.
+    Text(String),
+    /// Send a Ping control frame with this payload.
+    Ping([u8; 8]),
+    /// Send a close frame if the socket can take it, without waiting, and drop
+    /// the socket. Feed nothing more from it.
+    Close {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: &'static str,
+    },
+}
+
+/// The connection's state, as the original SDK named it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionState {
+    /// Not connected, and not trying.
+    #[default]
+    Disconnected,
+    /// Opening the first connection after [`Client::connect`](crate::Client::connect).
+    Connecting,
+    /// `welcome` arrived: the link is up.
+    Connected,
+    /// The link was lost or an attempt failed: waiting to retry, or retrying.
+    Reconnecting,
+    /// Given up: credentials refused, a fatal error, or attempts exhausted.
+    Error,
+}
+
+impl ConnectionState {
+    /// The original SDK's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disconnected => "disconnected",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a live connection ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The server sent a close frame.
+    #[error("the server closed the connection with code {code}: {reason}")]
+    ServerClosed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// The socket ended without a close frame.
+    #[error("the connection was lost without a close frame")]
+    Lost,
+    /// No frame arrived within `timeout` after a ping: the link is half-open.
+    #[error("no frame within {timeout:?} after a ping: the link is dead")]
+    HeartbeatTimeout {
+        /// The timeout that passed.
+        #[serde(serialize_with = "crate::stats::serialize_duration_secs")]
+        timeout: Duration,
+    },
+}
+
+/// Why the client stopped trying: the state is now `Error`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// An attempt failed in a way retrying cannot fix.
+    #[error("{0}")]
+    Fatal(OpenError),
+    /// `max_reconnect_attempts` consecutive attempts failed.
+    #[error("gave up after {attempts} failed attempts; last: {last}")]
+    AttemptsExhausted {
+        /// How many attempts failed in a row.
+        attempts: u32,
+        /// The last attempt's error.
+        last: OpenError,
+    },
+    /// The link was lost and reconnecting is disabled (`max_reconnect_attempts` = 0).
+    #[error("the connection ended and reconnecting is disabled: {0}")]
+    ReconnectDisabled(DisconnectReason),
+}
+
+/// Data that did not reach the application: seqs `from..=to` are missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The first missing seq.
+    pub from: u64,
+    /// The last missing seq, or `None` when unknown (a session could not be
+    /// resumed: everything after `from − 1` of the old session may be lost).
+    pub to: Option<u64>,
+    /// Why.
+    pub cause: GapCause,
+}
+
+/// Why a [`Gap`] happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapCause {
+    /// The live stream's seq jumped.
+    SeqJump,
+    /// The server could not resume the session; a new one started.
+    ResumeFailed,
+}
+
+/// An `error` message from the server.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ServerError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The server's explanation.
+    pub message: String,
+}
+
+/// A problem with what the server sent. The connection goes on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A frame that is not a valid server message.
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] crate::wire::DecodeError),
+    /// A data message with a bad symbol or timestamp.
+    #[error("invalid data message (seq {seq}): {error}")]
+    InvalidData {
+        /// Its seq, which counts as processed.
+        seq: u64,
+        /// What was wrong.
+        error: crate::data::InvalidData,
+    },
+    /// A binary frame: the protocol uses text only.
+    #[error("binary frame of {0} bytes; the protocol uses text frames only")]
+    BinaryFrame(usize),
+    /// A message that makes no sense now (`welcome` twice, data before `welcome`).
+    #[error("unexpected `{0}` message")]
+    Unexpected(&'static str),
+    /// An `error` not tied to a request of ours.
+    #[error("server error: {0}")]
+    Server(ServerError),
+}
+
+/// Something for the application, drained from [`Client::poll_event`](crate::Client::poll_event).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The state changed.
+    StateChanged {
+        /// The state before.
+        from: ConnectionState,
+        /// The state now.
+        to: ConnectionState,
+    },
+    /// Market data.
+    Data(MarketData),
+    /// A subscribe was acknowledged.
+    Subscribed(SubscriptionId),
+    /// A subscribe was refused; the subscription is gone.
+    SubscribeFailed {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The server's error.
+        error: ServerError,
+    },
+    /// The session of an earlier connection was resumed.
+    Resumed {
+        /// How many missed messages the server replays next.
+        replayed: u64,
+    },
+    /// Data was lost.
+    Gap(Gap),
+    /// A live connection ended; a reconnect follows unless the client gives up.
+    Disconnected(DisconnectReason),
+    /// A connection attempt failed.
+    AttemptFailed {
+        /// The attempt's number in this outage, 1-based.
+        attempt: u32,
+        /// What went wrong.
+        error: OpenError,
+    },
+    /// The next attempt is scheduled.
+    Reconnecting {
+        /// Its number in this outage, 1-based.
+        attempt: u32,
+        /// How long until it starts.
+        delay: Duration,
+    },
+    /// The client stopped trying; the state is `Error`.
+    GaveUp(GiveUpReason),
+    /// A problem with what the server sent; nothing stops.
+    ProtocolError(ProtocolError),
+    /// A message of a `type` this version does not know, ignored (log it at
+    /// debug level; it is not an error).
+    Ignored {
+        /// Its `type`.
+        kind: String,
+    },
+}
