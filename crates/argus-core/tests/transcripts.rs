@@ -1,0 +1,424 @@
+//! Transcript tests: each main scenario as the whole sequence of what crossed
+//! between the client, the model server and the application, compared whole.
+
+mod support;
+
+use std::time::Duration;
+
+use argus_core::{ConnectionState, DataType, SubscriptionConfig};
+use support::Bed;
+
+fn prices(symbols: &[&str]) -> SubscriptionConfig {
+    SubscriptionConfig::new(symbols.iter().copied(), [DataType::Price])
+}
+
+fn connected_with_main(seed: u64) -> Bed {
+    let mut bed = Bed::new(Bed::config(), seed);
+    bed.client.connect(bed.now);
+    bed.client
+        .subscribe(bed.now, "main", &prices(&["AAPL"]))
+        .unwrap();
+    bed.settle();
+    bed.take();
+    bed
+}
+
+fn assert_transcript(actual: Vec<String>, expected: &[&str]) {
+    let actual: Vec<&str> = actual.iter().map(String::as_str).collect();
+    assert_eq!(
+        actual,
+        expected,
+        "\nactual transcript:\n{}",
+        actual.join("\n")
+    );
+}
+
+#[test]
+fn connect_welcome_subscribe_data() {
+    let mut bed = Bed::new(Bed::config(), 1);
+    bed.client.connect(bed.now);
+    bed.settle();
+    bed.client
+        .subscribe(bed.now, "main", &prices(&["aapl", "GOOGL"]))
+        .unwrap();
+    bed.settle();
+    bed.server.tick(189.5);
+    bed.settle();
+    assert_transcript(
+        bed.take(),
+        &[
+            "open",
+            "state connecting",
+            "recv welcome",
+            "state connected",
+            "send subscribe main",
+            "recv subscribed",
+            "subscribed main",
+            "recv price main #1",
+            "data main #1",
+        ],
+    );
+}
+
+#[test]
+fn subscribe_while_disconnected_is_sent_on_connect() {
+    let mut bed = Bed::new(Bed::config(), 1);
+    bed.client
+        .subscribe(bed.now, "early", &prices(&["MSFT"]))
+        .unwrap();
+    bed.settle();
+    assert!(bed.take().is_empty(), "nothing is sent before connect");
+    bed.client.connect(bed.now);
+    bed.settle();
+    assert_transcript(
+        bed.take(),
+        &[
+            "open",
+            "state connecting",
+            "recv welcome",
+            "send subscribe early",
+            "state connected",
+            "recv subscribed",
+            "subscribed early",
+        ],
+    );
+}
+
+#[test]
+fn server_restart_backoff_reconnect_resume_replay_live() {
+    let mut bed = connected_with_main(2);
+    bed.server.tick(1.0);
+    bed.settle();
+    // Two messages are produced while the client is away.
+    bed.server_close(Some(1001));
+    bed.server.conn = Some(("s1".into(), true));
+    bed.server.tick(2.0);
+    bed.server.tick(3.0);
+    bed.server.close();
+    bed.step();
+    bed.server.tick(4.0);
+    bed.settle();
+    assert_transcript(
+        bed.take(),
+        &[
+            "recv price main #1",
+            "data main #1",
+            "server closes Some(1001)",
+            "disconnected the server closed the connection with code 1001: ",
+            "state reconnecting",
+            "reconnecting attempt=1 in 601ms",
+            "t+601ms",
+            "open",
+            "recv welcome",
+            "send resume last_seq=1",
+            "state connected",
+            "recv resumed",
+            "resumed replayed=2",
+            "recv price main #2",
+            "data main #2",
+            "recv price main #3",
+            "data main #3",
+            "recv price main #4",
+            "data main #4",
+        ],
+    );
+    assert_eq!(bed.client.stats(bed.now).reconnect_count, 1);
+}
+
+#[test]
+fn resume_failed_resubscribes_everything_and_reports_a_gap() {
+    let mut bed = connected_with_main(3);
+    bed.client
+        .subscribe(bed.now, "second", &prices(&["MSFT"]))
+        .unwrap();
+    bed.server.tick(1.0);
+    bed.settle();
+    bed.take();
+    bed.server_close(None);
+    bed.server.sessions.clear(); // the server forgot every session
+    bed.step();
+    assert_transcript(
+        bed.take(),
+        &[
+            "server closes None",
+            "disconnected the connection was lost without a close frame",
+            "state reconnecting",
+            "reconnecting attempt=1 in 790ms",
+            "t+790ms",
+            "open",
+            "recv welcome",
+            "send resume last_seq=1",
+            "state connected",
+            "recv error resume_failed",
+            "send subscribe main",
+            "send subscribe second",
+            "gap 2.. ResumeFailed",
+            "recv subscribed",
+            "subscribed main",
+            "recv subscribed",
+            "subscribed second",
+        ],
+    );
+    bed.server.tick(5.0);
+    bed.settle();
+    assert_transcript(
+        bed.take(),
+        &[
+            "recv price main #1",
+            "data main #1",
+            "recv price second #2",
+            "data second #2",
+        ],
+    );
+}
+
+#[test]
+fn heartbeat_timeout_reconnects() {
+    let mut bed = connected_with_main(4);
+    bed.step(); // t+30s: ping, answered
+    bed.server.half_open = true;
+    bed.step(); // t+60s: ping, unanswered
+    bed.step(); // t+70s: dead
+    bed.step(); // reconnect
+    assert_transcript(
+        bed.take(),
+        &[
+            "t+30000ms",
+            "ping",
+            "t+60000ms",
+            "ping",
+            "t+70000ms",
+            "close 1001",
+            "disconnected no frame within 10s after a ping: the link is dead",
+            "state reconnecting",
+            "reconnecting attempt=1 in 561ms",
+            "t+70561ms",
+            "open",
+            "recv welcome",
+            "send resume last_seq=0",
+            "state connected",
+            "recv resumed",
+            "resumed replayed=0",
+        ],
+    );
+    assert!(bed.client.stats(bed.now).rtt.is_some());
+}
+
+#[test]
+fn unauthorized_is_fatal_without_retry() {
+    let mut bed = Bed::new(Bed::config(), 5);
+    bed.server.unauthorized = true;
+    bed.client.connect(bed.now);
+    bed.settle();
+    assert!(!bed.step(), "no timer left after a fatal error");
+    assert_transcript(
+        bed.take(),
+        &[
+            "open",
+            "state connecting",
+            "attempt 1 failed: the server refused the credentials (HTTP 401); check the api key",
+            "state error",
+            "gave up: fatal the server refused the credentials (HTTP 401); check the api key",
+        ],
+    );
+    assert_eq!(bed.server.opens, 1);
+}
+
+#[test]
+fn attempts_exhausted_is_an_error() {
+    let config = argus_core::ConnectionConfig {
+        max_reconnect_attempts: 3,
+        ..Bed::config()
+    };
+    let mut bed = Bed::new(config, 6);
+    bed.server.refuse = 100;
+    bed.client.connect(bed.now);
+    while bed.step() {}
+    assert_transcript(
+        bed.take(),
+        &[
+            "open",
+            "state connecting",
+            "attempt 1 failed: the server answered the upgrade with HTTP 503",
+            "state reconnecting",
+            "reconnecting attempt=1 in 857ms",
+            "t+857ms",
+            "open",
+            "attempt 2 failed: the server answered the upgrade with HTTP 503",
+            "reconnecting attempt=2 in 1693ms",
+            "t+2551ms",
+            "open",
+            "attempt 3 failed: the server answered the upgrade with HTTP 503",
+            "state error",
+            "gave up: gave up after 3 failed attempts; last: the server answered the upgrade with HTTP 503",
+        ],
+    );
+    assert_eq!(bed.server.opens, 3);
+    assert_eq!(bed.client.state(), ConnectionState::Error);
+}
+
+#[test]
+fn connect_timeout_counts_as_a_failed_attempt() {
+    let mut bed = Bed::new(Bed::config(), 7);
+    bed.client.connect(bed.now);
+    bed.take();
+    // The open never completes: the transport hangs.
+    bed.client.poll_transmit();
+    bed.advance(Duration::from_secs(10));
+    let t = bed.take();
+    assert!(t.contains(&"close 1000".to_owned()), "{t:?}");
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with("attempt 1 failed: no welcome within 10s")),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn a_skipped_seq_is_a_gap_with_the_missing_range() {
+    let mut bed = connected_with_main(8);
+    bed.server.tick(1.0);
+    bed.server.skip_next = true;
+    bed.server.tick(2.0);
+    bed.settle();
+    assert_transcript(
+        bed.take(),
+        &[
+            "recv price main #1",
+            "data main #1",
+            "recv price main #3",
+            "gap 2..=2",
+            "data main #3",
+        ],
+    );
+    let stats = bed.client.stats(bed.now);
+    assert_eq!((stats.gaps, stats.missed_messages), (1, 1));
+}
+
+#[test]
+fn server_refusal_of_a_subscribe_is_a_typed_event_and_frees_the_id() {
+    let mut bed = connected_with_main(9);
+    bed.client
+        .subscribe(bed.now, "bad", &prices(&["BADX"]))
+        .unwrap();
+    bed.settle();
+    assert_transcript(
+        bed.take(),
+        &[
+            "send subscribe bad",
+            "recv error unknown_symbol",
+            "subscribe_failed bad unknown_symbol",
+        ],
+    );
+    assert_eq!(bed.client.subscriptions().count(), 1);
+    bed.client
+        .subscribe(bed.now, "bad", &prices(&["IBM"]))
+        .unwrap();
+}
+
+#[test]
+fn local_mistakes_are_typed_errors_and_send_nothing() {
+    use argus_core::{SubscribeError, UnsubscribeError};
+    let config = argus_core::ConnectionConfig {
+        max_subscriptions: 1,
+        ..Bed::config()
+    };
+    let mut bed = Bed::new(config, 10);
+    let now = bed.now;
+    bed.client.subscribe(now, "a", &prices(&["AAPL"])).unwrap();
+    assert!(matches!(
+        bed.client.subscribe(now, "a", &prices(&["MSFT"])),
+        Err(SubscribeError::Duplicate(_))
+    ));
+    assert!(matches!(
+        bed.client.subscribe(now, "b", &prices(&["MSFT"])),
+        Err(SubscribeError::TooMany { max: 1 })
+    ));
+    assert!(matches!(
+        bed.client.subscribe(now, "no spaces", &prices(&["MSFT"])),
+        Err(SubscribeError::InvalidId(_))
+    ));
+    assert!(matches!(
+        bed.client.subscribe(now, "c", &prices(&["A B"])),
+        Err(SubscribeError::InvalidConfig(_))
+    ));
+    assert_eq!(
+        bed.client.unsubscribe(now, "zzz"),
+        Err(UnsubscribeError::Unknown("zzz".into()))
+    );
+    bed.settle();
+    assert!(bed.take().is_empty());
+}
+
+#[test]
+fn changes_made_while_away_are_reconciled_after_resume() {
+    let mut bed = connected_with_main(11);
+    bed.client
+        .subscribe(bed.now, "keep", &prices(&["IBM"]))
+        .unwrap();
+    bed.settle();
+    bed.server_close(Some(1001));
+    bed.client.unsubscribe(bed.now, "main").unwrap();
+    bed.client
+        .subscribe(bed.now, "new", &prices(&["MSFT"]))
+        .unwrap();
+    bed.take();
+    bed.step();
+    assert_transcript(
+        bed.take(),
+        &[
+            "t+952ms",
+            "open",
+            "recv welcome",
+            "send resume last_seq=0",
+            "state connected",
+            "recv resumed",
+            "send unsubscribe main",
+            "send subscribe new",
+            "resumed replayed=0",
+            "recv unsubscribed",
+            "recv subscribed",
+            "subscribed new",
+        ],
+    );
+    let session = &bed.server.sessions[&bed.server.conn.as_ref().unwrap().0];
+    assert_eq!(session.subs.keys().collect::<Vec<_>>(), ["keep", "new"]);
+}
+
+#[test]
+fn bad_frames_never_kill_the_connection() {
+    let mut bed = connected_with_main(12);
+    for frame in [
+        "",
+        "not json",
+        "[1,2]",
+        r#"{"type":"price","sub":"main"}"#,
+        r#"{"type":"brand_new"}"#,
+    ] {
+        bed.feed(frame);
+    }
+    bed.client
+        .handle_input(bed.now, argus_core::Input::Binary(&[1, 2, 3]));
+    bed.server.tick(1.0);
+    bed.settle();
+    let t = bed.take();
+    assert_eq!(
+        t.iter().filter(|l| l.starts_with("protocol error")).count(),
+        5,
+        "{t:?}"
+    );
+    assert!(t.contains(&"ignored brand_new".to_owned()), "{t:?}");
+    assert!(t.contains(&"data main #1".to_owned()), "{t:?}");
+    assert_eq!(bed.client.state(), ConnectionState::Connected);
+    assert_eq!(bed.client.stats(bed.now).errors, 5);
+}
+
+#[test]
+fn disconnect_closes_normally_and_stays_down() {
+    let mut bed = connected_with_main(13);
+    bed.client.disconnect(bed.now);
+    bed.settle();
+    assert!(!bed.step(), "no timers after a user disconnect");
+    assert_transcript(bed.take(), &["close 1000", "state disconnected"]);
+    assert_eq!(bed.client.subscriptions().count(), 0);
+}
