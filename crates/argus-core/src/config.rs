@@ -440,12 +440,13 @@ impl SubscriptionConfig {
             return Err(SubscriptionConfigError::NoSymbols);
         }
         let mut symbols: Vec<Symbol> = Vec::with_capacity(self.symbols.len());
+        let mut seen = std::collections::HashSet::with_capacity(self.symbols.len());
         for raw in &self.symbols {
             let symbol =
                 Symbol::normalize(raw).map_err(|_| SubscriptionConfigError::InvalidSymbol {
                     symbol: raw.clone(),
                 })?;
-            if !symbols.contains(&symbol) {
+            if seen.insert(symbol) {
                 symbols.push(symbol);
             }
         }
