@@ -298,14 +298,14 @@ impl Client {
                 max: self.config.max_subscriptions,
             });
         }
-        self.wanted.insert(
-            id.clone(),
-            Wanted {
-                config,
-                status: SubscriptionStatus::Queued,
-            },
-        );
-        self.flush_subscriptions();
+        let status = if self.can_send() {
+            let request = ClientMessage::Subscribe(SubscribeRequest::new(id.as_str(), &config));
+            self.send(&request);
+            SubscriptionStatus::Pending
+        } else {
+            SubscriptionStatus::Queued
+        };
+        self.wanted.insert(id.clone(), Wanted { config, status });
         Ok(id)
     }
 
@@ -318,9 +318,15 @@ impl Client {
             .remove_entry(id)
             .ok_or_else(|| UnsubscribeError::Unknown(id.to_owned()))?;
         if wanted.status != SubscriptionStatus::Queued || self.leaving.contains_key(&id) {
-            self.leaving.insert(id, false);
+            let sent = self.can_send();
+            if sent {
+                let request = ClientMessage::Unsubscribe(UnsubscribeRequest {
+                    id: id.as_str().into(),
+                });
+                self.send(&request);
+            }
+            self.leaving.insert(id, sent);
         }
-        self.flush_subscriptions();
         Ok(())
     }
 
@@ -682,10 +688,15 @@ impl Client {
         }
     }
 
+    /// Whether requests go out now: the link is up and no resume is in flight.
+    fn can_send(&self) -> bool {
+        self.phase == Phase::Live && self.resuming.is_none()
+    }
+
     /// Sends every queued unsubscribe, then every queued subscribe, when the
     /// link is up and no resume is in flight.
     fn flush_subscriptions(&mut self) {
-        if self.phase != Phase::Live || self.resuming.is_some() {
+        if !self.can_send() {
             return;
         }
         let mut out = Vec::new();

@@ -25,6 +25,9 @@ pub struct InvalidTimestamp(pub String);
 impl Timestamp {
     /// Parses RFC 3339 UTC (`2026-11-24T09:49:56.123Z`), with any fraction.
     pub fn parse(s: &str) -> Result<Self, InvalidTimestamp> {
+        if let Some(nanos) = parse_utc_fast(s.as_bytes()) {
+            return Ok(Self(nanos));
+        }
         let t = humantime::parse_rfc3339(s).map_err(|_| InvalidTimestamp(s.to_owned()))?;
         Ok(Self::from_system_time(t))
     }
@@ -79,6 +82,73 @@ impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// Parses the one form servers write on the hot path,
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, without allocating; `None` sends the
+/// caller to the general parser.
+fn parse_utc_fast(b: &[u8]) -> Option<i128> {
+    if b.len() < 20
+        || b.len() > 30
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[b.len() - 1] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let fraction = match b.len() {
+        20 => 0,
+        n if b[19] == b'.' && n > 21 => {
+            let digits = n - 21;
+            num(20, n - 1)? * 10i64.pow(9 - digits as u32)
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (civil-from-days inverse).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(i128::from(secs) * 1_000_000_000 + i128::from(fraction))
 }
 
 /// A last-trade price.
@@ -324,6 +394,28 @@ mod tests {
             assert_eq!(Timestamp::parse(s).unwrap().to_string(), s);
         }
         assert!(Timestamp::parse("yesterday").is_err());
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T24:00:00Z",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+        // The fast path agrees with the general parser.
+        for s in [
+            "2024-02-29T23:59:59.999999999Z",
+            "2000-03-01T00:00:00Z",
+            "2038-01-19T03:14:08.5Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let general = Timestamp::from_system_time(humantime::parse_rfc3339(s).unwrap());
+            assert_eq!(Timestamp::parse(s).unwrap(), general, "{s}");
+            assert_eq!(
+                parse_utc_fast(s.as_bytes()),
+                Some(general.unix_nanos()),
+                "{s}"
+            );
+        }
     }
 
     #[test]
