@@ -307,11 +307,14 @@ impl DecodeError {
 /// Reads the `type` of a frame without parsing the rest, when it is the
 /// object's first field (as every Argus server writes it).
 fn peek_type(text: &str) -> Option<&str> {
-    let rest = text.trim_start().strip_prefix('{')?.trim_start();
-    let rest = rest.strip_prefix("\"type\"")?.trim_start();
-    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
-    let end = rest.find(['"', '\\'])?;
-    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+    const PREFIX: &[u8] = br#"{"type":""#;
+    let bytes = text.as_bytes();
+    let rest = bytes.strip_prefix(PREFIX)?;
+    let len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    if rest[len] != b'"' {
+        return None;
+    }
+    text.get(PREFIX.len()..PREFIX.len() + len)
 }
 
 #[derive(Deserialize)]
