@@ -345,3 +345,30 @@ pub enum Event {
         kind: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_request_never_shows_the_key() {
+        let request = OpenRequest {
+            url: "wss://feed.example/ws".into(),
+            api_key: Some(ApiKey::new("sk-live-999")),
+            subprotocol: crate::wire::SUBPROTOCOL,
+            max_message_size: 1 << 20,
+        };
+        let shown = format!("{request:?} {:?}", Transmit::Open(request.clone()));
+        assert!(!shown.contains("sk-live-999"), "{shown}");
+        assert_eq!(request.authorization().as_deref(), Some("Bearer sk-live-999"));
+    }
+
+    #[test]
+    fn fatal_open_errors() {
+        assert!(OpenError::Unauthorized { status: 403 }.is_fatal());
+        assert!(OpenError::Certificate("unknown issuer".into()).is_fatal());
+        assert!(OpenError::InvalidUrl("x".into()).is_fatal());
+        assert!(!OpenError::Http { status: 503 }.is_fatal());
+        assert!(!OpenError::Timeout(Duration::from_secs(1)).is_fatal());
+    }
+}
