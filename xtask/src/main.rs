@@ -58,11 +58,26 @@ fn ci() -> Result<(), String> {
     )
 }
 
+/// The criterion micro-benchmarks of the core, then the end-to-end run on
+/// loopback, whose tables go to stdout (BENCHMARKS.md holds a copy).
 fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let mut cmd = vec!["bench", "--package", "argus-benches"];
+    let mut criterion = vec!["bench", "--package", "argus-benches", "--bench", "core"];
     if quick {
-        cmd.extend(["--", "--quick"]);
+        criterion.extend(["--", "--quick"]);
     }
-    cargo(&cmd, &[])
+    cargo(&criterion, &[])?;
+    let mut e2e = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        "argus-benches",
+        "--bin",
+        "argus-e2e",
+    ];
+    if quick {
+        e2e.extend(["--", "--quick"]);
+    }
+    cargo(&e2e, &[])
 }

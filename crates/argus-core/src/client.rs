@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::config::{ConfigError, ConnectionConfig, NormalizedSubscription, SubscriptionConfig};
-use crate::data::MarketData;
+use crate::data::{MarketData, TimestampParser};
 use crate::io::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, ConnectionState, DisconnectReason, Event, Gap, GapCause,
     GiveUpReason, Input, OpenError, OpenRequest, ProtocolError, ServerError, Transmit,
@@ -166,6 +166,8 @@ pub struct Client {
     connected_at: Option<Instant>,
     last_frame_at: Option<Instant>,
     rtt: Option<Duration>,
+    /// Parses data timestamps, remembering the current minute.
+    clock: TimestampParser,
 }
 
 impl Client {
@@ -193,6 +195,7 @@ impl Client {
             connected_at: None,
             last_frame_at: None,
             rtt: None,
+            clock: TimestampParser::default(),
         })
     }
 
@@ -369,6 +372,13 @@ impl Client {
                     }
                 }
             }
+            Input::Failed(error) => match self.phase {
+                Phase::Idle => {}
+                Phase::Opening | Phase::Handshaking => {
+                    self.attempt_failed(now, OpenError::Network(error.to_string()))
+                }
+                Phase::Live => self.link_lost(now, DisconnectReason::Failed { error }),
+            },
             Input::Closed { code, reason } => match self.phase {
                 Phase::Idle => {}
                 Phase::Opening | Phase::Handshaking => {
@@ -796,7 +806,7 @@ impl Client {
         let Some((id, _)) = self.wanted.get_key_value(&**sub) else {
             return;
         };
-        match MarketData::from_wire(message, id.clone()) {
+        match MarketData::from_wire_with(message, id.clone(), &mut self.clock) {
             Some(Ok(data)) => {
                 self.counters.data_messages += 1;
                 self.events.push_back(Event::Data(data));

@@ -99,13 +99,10 @@ fn parse_utc_fast(b: &[u8]) -> Option<i128> {
     {
         return None;
     }
-    let num = |from: usize, to: usize| -> Option<i64> {
-        b[from..to].iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let two = |i: usize| two_digits(b, i);
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute) = (two(11)?, two(14)?);
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = [
         31,
@@ -127,18 +124,10 @@ fn parse_utc_fast(b: &[u8]) -> Option<i128> {
         || day > month_days[(month - 1) as usize]
         || hour > 23
         || minute > 59
-        || second > 59
     {
         return None;
     }
-    let fraction = match b.len() {
-        20 => 0,
-        n if b[19] == b'.' && n > 21 => {
-            let digits = n - 21;
-            num(20, n - 1)? * 10i64.pow(9 - digits as u32)
-        }
-        _ => return None,
-    };
+    let within = seconds_and_fraction(b)?;
     // Days since 1970-01-01 of a proleptic Gregorian date (civil-from-days inverse).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y / 400;
@@ -147,8 +136,73 @@ fn parse_utc_fast(b: &[u8]) -> Option<i128> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(i128::from(secs) * 1_000_000_000 + i128::from(fraction))
+    let secs = days * 86_400 + hour * 3600 + minute * 60;
+    Some(i128::from(secs) * 1_000_000_000 + within)
+}
+
+/// Parses a stream of timestamps, remembering the last one's date, hour and
+/// minute: consecutive ticks share them, so most parses read only the seconds
+/// and the fraction.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimestampParser {
+    /// `YYYY-MM-DDTHH:MM` of the last parse, and its nanoseconds at `:00`.
+    minute: Option<([u8; 16], i128)>,
+}
+
+impl TimestampParser {
+    pub(crate) fn parse(&mut self, s: &str) -> Result<Timestamp, InvalidTimestamp> {
+        let b = s.as_bytes();
+        if let Some((prefix, base)) = &self.minute {
+            let same_minute =
+                b.get(..16).and_then(|p| <&[u8; 16]>::try_from(p).ok()) == Some(prefix);
+            if same_minute {
+                if let Some(within) = seconds_and_fraction(b) {
+                    return Ok(Timestamp(base + within));
+                }
+            }
+        }
+        let t = Timestamp::parse(s)?;
+        if let (Some(within), Some(prefix)) = (seconds_and_fraction(b), b.get(..16)) {
+            let mut key = [0; 16];
+            key.copy_from_slice(prefix);
+            self.minute = Some((key, t.0 - within));
+        }
+        Ok(t)
+    }
+}
+
+/// Two ASCII digits at `i`, checked.
+fn two_digits(b: &[u8], i: usize) -> Option<i64> {
+    let (hi, lo) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+    (hi < 10 && lo < 10).then_some(i64::from(hi * 10 + lo))
+}
+
+/// The nanoseconds of `:SS[.fraction]Z` at offset 16 of a 20–30 byte
+/// timestamp, or `None` when that part is not of this form.
+fn seconds_and_fraction(b: &[u8]) -> Option<i128> {
+    if b.len() < 20 || b.len() > 30 || b[16] != b':' || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let second = two_digits(b, 17)?;
+    if second > 59 {
+        return None;
+    }
+    let fraction = match b.len() {
+        20 => 0,
+        n if b[19] == b'.' && n > 21 => {
+            let mut fraction = 0i64;
+            for &c in &b[20..n - 1] {
+                let d = c.wrapping_sub(b'0');
+                if d >= 10 {
+                    return None;
+                }
+                fraction = fraction * 10 + i64::from(d);
+            }
+            fraction * 10i64.pow(30 - n as u32)
+        }
+        _ => return None,
+    };
+    Some(i128::from(second) * 1_000_000_000 + i128::from(fraction))
 }
 
 /// A last-trade price.
@@ -265,9 +319,17 @@ impl MarketData {
         msg: &wire::ServerMessage<'_>,
         subscription: SubscriptionId,
     ) -> Option<Result<Self, InvalidData>> {
-        let build = |symbol: &str, ts: &str| -> Result<(Symbol, Timestamp), InvalidData> {
+        Self::from_wire_with(msg, subscription, &mut TimestampParser::default())
+    }
+
+    pub(crate) fn from_wire_with(
+        msg: &wire::ServerMessage<'_>,
+        subscription: SubscriptionId,
+        clock: &mut TimestampParser,
+    ) -> Option<Result<Self, InvalidData>> {
+        let mut build = |symbol: &str, ts: &str| -> Result<(Symbol, Timestamp), InvalidData> {
             let symbol = Symbol::parse(symbol).map_err(InvalidData::Symbol)?;
-            let timestamp = Timestamp::parse(ts).map_err(InvalidData::Timestamp)?;
+            let timestamp = clock.parse(ts).map_err(InvalidData::Timestamp)?;
             Ok((symbol, timestamp))
         };
         Some(match msg {
@@ -415,6 +477,23 @@ mod tests {
                 Some(general.unix_nanos()),
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn the_cached_parser_agrees_with_the_plain_one() {
+        let mut parser = TimestampParser::default();
+        for s in [
+            "2026-11-24T09:49:56.123Z",
+            "2026-11-24T09:49:57.5Z",
+            "2026-11-24T09:49:59Z",
+            "2026-11-24T09:50:00.000001Z",
+            "2026-11-24T09:50:61Z",
+            "2026-11-24T09:50:01.123456789Z",
+            "2026-11-25T09:50:01.1Z",
+            "2026-11-25T09:50:0x.1Z",
+        ] {
+            assert_eq!(parser.parse(s), Timestamp::parse(s), "{s}");
         }
     }
 

@@ -28,8 +28,11 @@ pub enum Input<'a> {
     Ping(&'a [u8]),
     /// A Pong control frame arrived.
     Pong(&'a [u8]),
+    /// The transport gave up on the link itself (it was not closed by the
+    /// server): a message over the size limit, a failed write, a socket error.
+    Failed(LinkError),
     /// The connection ended: a close frame with its code, or `code: None` when
-    /// the socket failed or closed without one.
+    /// the socket closed without one.
     Closed {
         /// The close code, when a close frame arrived.
         code: Option<u16>,
@@ -186,6 +189,22 @@ impl fmt::Display for ConnectionState {
     }
 }
 
+/// A failure the transport detected on its own link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LinkError {
+    /// An incoming message exceeded `max_message_size` (the transport closes with 1009).
+    #[error("an incoming message exceeded max_message_size")]
+    MessageTooBig,
+    /// A write failed or the outgoing buffer overflowed.
+    #[error("write failed: {0}")]
+    Write(String),
+    /// The socket or the WebSocket layer failed.
+    #[error("socket error: {0}")]
+    Socket(String),
+}
+
 /// Why a live connection ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -202,6 +221,12 @@ pub enum DisconnectReason {
     /// The socket ended without a close frame.
     #[error("the connection was lost without a close frame")]
     Lost,
+    /// The transport gave up on the link.
+    #[error("the link failed: {error}")]
+    Failed {
+        /// What the transport saw.
+        error: LinkError,
+    },
     /// No frame arrived within `timeout` after a ping: the link is half-open.
     #[error("no frame within {timeout:?} after a ping: the link is dead")]
     HeartbeatTimeout {
@@ -360,7 +385,10 @@ mod tests {
         };
         let shown = format!("{request:?} {:?}", Transmit::Open(request.clone()));
         assert!(!shown.contains("sk-live-999"), "{shown}");
-        assert_eq!(request.authorization().as_deref(), Some("Bearer sk-live-999"));
+        assert_eq!(
+            request.authorization().as_deref(),
+            Some("Bearer sk-live-999")
+        );
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub use config::{
 };
 pub use data::{MarketData, OrderBook, Price, Timestamp, Volume};
 pub use io::{
-    ConnectionState, DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, OpenError,
-    OpenRequest, ProtocolError, ServerError, Transmit,
+    ConnectionState, DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, LinkError,
+    OpenError, OpenRequest, ProtocolError, ServerError, Transmit,
 };
 pub use stats::Stats;
 pub use subscription::{DataType, Filters, SubscriptionId, Symbol, UpdateFrequency};

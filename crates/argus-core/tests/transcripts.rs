@@ -422,3 +422,25 @@ fn disconnect_closes_normally_and_stays_down() {
     assert_transcript(bed.take(), &["close 1000", "state disconnected"]);
     assert_eq!(bed.client.subscriptions().count(), 0);
 }
+
+#[test]
+fn a_link_failure_seen_by_the_transport_reconnects_and_says_why() {
+    let mut bed = connected_with_main(14);
+    bed.client.handle_input(
+        bed.now,
+        argus_core::Input::Failed(argus_core::LinkError::MessageTooBig),
+    );
+    bed.server.close();
+    bed.step();
+    let t = bed.take();
+    assert_eq!(
+        t[..3],
+        [
+            "disconnected the link failed: an incoming message exceeded max_message_size",
+            "state reconnecting",
+            "reconnecting attempt=1 in 513ms",
+        ],
+        "{t:?}"
+    );
+    assert_eq!(bed.client.state(), ConnectionState::Connected);
+}

@@ -1,0 +1,449 @@
+//! End-to-end benchmark on loopback: the reference server's firehose, to a
+//! client, to a handler that counts. Run it with `cargo xtask bench`.
+//!
+//! The server runs in a child process (this binary, re-run as `serve`), so
+//! the CPU time read from `/proc/self/stat` is the client's alone. Every
+//! contender is measured in the same invocation, interleaved, five runs each.
+//! Adding a contender is one entry in [`CONTENDERS`].
+#![allow(clippy::disallowed_methods)]
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use argus_benches::hand_parse;
+use argus_core::{ConnectionConfig, DataType, MarketData, SubscriptionConfig, Timestamp};
+use argus_server::{FirehoseConfig, Server, ServerConfig};
+use argus_tokio::{QueuePolicy, WebSocketClient};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What one client must do in a run: connect to `url`, subscribe to one
+/// symbol's prices, and call `on_message(latency)` for each message until
+/// `count` messages arrived.
+struct Job {
+    url: String,
+    count: u64,
+    /// Compute each message's latency from its server timestamp.
+    latency: bool,
+}
+
+/// What a run measured.
+#[derive(Default)]
+struct Outcome {
+    elapsed: Duration,
+    cpu: Duration,
+    latencies_us: Vec<f64>,
+}
+
+type RunFn = fn(Job) -> Pin<Box<dyn Future<Output = Outcome>>>;
+
+/// The clients compared. The hand-written loop is the limit.
+const CONTENDERS: &[(&str, RunFn)] = &[
+    ("hand-written tokio-tungstenite + serde_json", |job| {
+        Box::pin(hand_loop(job))
+    }),
+    ("argus-tokio", |job| Box::pin(argus_tokio_client(job))),
+];
+
+fn latency_of(ts: Timestamp) -> f64 {
+    let now = Timestamp::from_system_time(SystemTime::now());
+    (now.unix_nanos() - ts.unix_nanos()) as f64 / 1000.0
+}
+
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn hand_loop(job: Job) -> Outcome {
+    let (mut ws, _) = tokio_tungstenite::connect_async(job.url.as_str())
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":"bench","symbols":["AAPL"],"data_types":["price"]}"#,
+    ))
+    .await
+    .expect("subscribe");
+    let mut seen = 0u64;
+    let mut outcome = Outcome::default();
+    let mut handler = |seq: u64, latency: Option<f64>| {
+        std::hint::black_box(seq);
+        if let Some(l) = latency {
+            outcome.latencies_us.push(l);
+        }
+    };
+    let (mut start, mut cpu) = (Instant::now(), cpu_time());
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Some(tick) = hand_parse(&text) else {
+            continue;
+        };
+        if tick.kind != "price" {
+            continue;
+        }
+        if seen == 0 {
+            (start, cpu) = (Instant::now(), cpu_time());
+        }
+        let latency = job.latency.then(|| {
+            Timestamp::parse(tick.timestamp)
+                .map(latency_of)
+                .unwrap_or(0.0)
+        });
+        handler(tick.seq, latency);
+        seen += 1;
+        if seen == job.count {
+            break;
+        }
+    }
+    let (elapsed, cpu) = (start.elapsed(), cpu_time() - cpu);
+    let _ = ws.close(None).await;
+    Outcome {
+        elapsed,
+        cpu,
+        ..outcome
+    }
+}
+
+async fn argus_tokio_client(job: Job) -> Outcome {
+    let config = ConnectionConfig::builder(job.url.as_str())
+        .max_message_size(1 << 20)
+        .build()
+        .expect("config");
+    let client = WebSocketClient::builder(config)
+        .queue_policy(QueuePolicy::Backpressure)
+        .build()
+        .expect("client");
+    let seen = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Notify::new());
+    let marks = Arc::new(std::sync::Mutex::new((
+        Instant::now(),
+        cpu_time(),
+        Vec::new(),
+    )));
+    {
+        let (seen, done, marks, count, latency) = (
+            seen.clone(),
+            done.clone(),
+            marks.clone(),
+            job.count,
+            job.latency,
+        );
+        client.add_message_handler(DataType::Price, move |data: &MarketData| {
+            let n = seen.fetch_add(1, Ordering::Relaxed);
+            if n == 0 {
+                let mut m = marks.lock().unwrap();
+                m.0 = Instant::now();
+                m.1 = cpu_time();
+            }
+            if latency {
+                marks.lock().unwrap().2.push(latency_of(data.timestamp()));
+            }
+            std::hint::black_box(data.seq());
+            if n + 1 == count {
+                done.notify_one();
+            }
+        });
+    }
+    client.connect().await.expect("connect");
+    client
+        .subscribe(
+            "bench",
+            SubscriptionConfig::new(["AAPL"], [DataType::Price]),
+        )
+        .await
+        .expect("subscribe");
+    done.notified().await;
+    let end = (Instant::now(), cpu_time());
+    client.disconnect().await;
+    let mut m = marks.lock().unwrap();
+    Outcome {
+        elapsed: end.0 - m.0,
+        cpu: end.1 - m.1,
+        latencies_us: std::mem::take(&mut m.2),
+    }
+}
+
+/// A server in a child process; dropped, it ends.
+struct ServerProcess {
+    child: Child,
+    url: String,
+}
+
+impl ServerProcess {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .arg("serve")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server's url");
+        Self {
+            child,
+            url: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// `serve [--rate N] [--total N] [--ticks]`: a server until stdin closes.
+fn serve(args: &[String]) {
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut config = ServerConfig::ephemeral();
+    config.max_symbols_per_subscription = 10;
+    if !args.iter().any(|a| a == "--ticks") {
+        config.firehose = Some(FirehoseConfig {
+            rate: value("--rate"),
+            total: value("--total"),
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let server = Server::start(config).await.expect("start");
+        println!("{}", server.url());
+        std::io::stdout().flush().expect("flush");
+        tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new()))
+            .await
+            .ok();
+        server.shutdown().await;
+    });
+}
+
+use std::io::Read;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn median_min_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn throughput(runs: usize, count: u64) {
+    let server = ServerProcess::start(&["--total", &count.to_string()]);
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    let rt = runtime();
+    for _ in 0..runs {
+        for (i, (_, run)) in CONTENDERS.iter().enumerate() {
+            let job = Job {
+                url: server.url.clone(),
+                count,
+                latency: false,
+            };
+            let o = rt.block_on(run(job));
+            rates[i].push(count as f64 / o.elapsed.as_secs_f64());
+            cpus[i].push(o.cpu.as_secs_f64() / count as f64 * 1e6);
+        }
+    }
+    println!(
+        "\n### Throughput: firehose to a counting handler ({count} messages a run, {runs} runs)\n"
+    );
+    println!("| client | msg/s median | min – max | ratio to limit | CPU s per M msgs |");
+    println!("|---|---:|---:|---:|---:|");
+    let limit = median_min_max(rates[0].clone()).0;
+    for (i, (name, _)) in CONTENDERS.iter().enumerate() {
+        let (med, min, max) = median_min_max(rates[i].clone());
+        let (cpu, _, _) = median_min_max(cpus[i].clone());
+        println!(
+            "| {name} | {:.2} M | {:.2} – {:.2} M | {:.2}× | {cpu:.3} |",
+            med / 1e6,
+            min / 1e6,
+            max / 1e6,
+            med / limit
+        );
+    }
+}
+
+fn latency(runs: usize, rate: u64, seconds: u64) {
+    let server = ServerProcess::start(&["--rate", &rate.to_string()]);
+    let count = rate * seconds;
+    let rt = runtime();
+    let mut all: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    for _ in 0..runs {
+        for (i, (_, run)) in CONTENDERS.iter().enumerate() {
+            let job = Job {
+                url: server.url.clone(),
+                count,
+                latency: true,
+            };
+            let o = rt.block_on(run(job));
+            // Leave out the first 10% (connection warm-up).
+            all[i].extend(o.latencies_us.iter().skip(o.latencies_us.len() / 10));
+            cpus[i].push(o.cpu.as_secs_f64() / o.elapsed.as_secs_f64() * 100.0);
+        }
+    }
+    println!(
+        "\n### Latency at {rate} msg/s ({seconds} s a run, {runs} runs; server timestamp to handler)\n"
+    );
+    println!("| client | p50 µs | p99 µs | client CPU % of a core |");
+    println!("|---|---:|---:|---:|");
+    for (i, (name, _)) in CONTENDERS.iter().enumerate() {
+        let mut v = std::mem::take(&mut all[i]);
+        v.sort_by(f64::total_cmp);
+        let (cpu, _, _) = median_min_max(cpus[i].clone());
+        println!(
+            "| {name} | {:.1} | {:.1} | {cpu:.1} |",
+            percentile(&v, 0.5),
+            percentile(&v, 0.99)
+        );
+    }
+}
+
+/// `rss N`: RSS growth of N argus-tokio clients, each subscribed to 5 symbols,
+/// created through the manager; prints KiB.
+fn rss(args: &[String]) {
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let url = args.get(1).cloned().expect("url");
+    let rt = runtime();
+    rt.block_on(async {
+        // Warm the runtime and the allocator with one throwaway client.
+        let warm = WebSocketClient::new(ConnectionConfig::new(url.as_str())).expect("client");
+        warm.connect().await.expect("connect");
+        warm.disconnect().await;
+        drop(warm);
+        let before = rss_kib();
+        let manager = argus_tokio::WebSocketClientManager::new();
+        for i in 0..n {
+            let client = manager
+                .create_client(format!("c{i}"), ConnectionConfig::new(url.as_str()))
+                .expect("client");
+            client.connect().await.expect("connect");
+            if n > 1 {
+                let symbols = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"];
+                client
+                    .subscribe("s", SubscriptionConfig::new(symbols, [DataType::Price]))
+                    .await
+                    .expect("subscribe");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        println!("{}", rss_kib().saturating_sub(before));
+        manager.close_all().await;
+    });
+}
+
+fn rss_table() {
+    let server = ServerProcess::start(&["--ticks"]);
+    let measure = |n: usize| -> u64 {
+        let out = Command::new(std::env::current_exe().expect("own path"))
+            .args(["rss", &n.to_string(), &server.url])
+            .output()
+            .expect("rss child");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let one = measure(1);
+    let thousand = measure(1000);
+    println!("\n### Memory (RSS growth of the client process)\n");
+    println!("| what | RSS |");
+    println!("|---|---:|");
+    println!("| one idle connected argus-tokio client | {one} KiB |");
+    println!(
+        "| 1,000 clients through the manager, 5 symbols each | {:.1} MiB ({:.0} KiB a client) |",
+        thousand as f64 / 1024.0,
+        thousand as f64 / 1000.0
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => return serve(&args[1..]),
+        Some("rss") => return rss(&args[1..]),
+        // `once I N`: contender I alone, N messages; for profilers.
+        Some("once") => {
+            let index: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);
+            let count: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+            let server = ServerProcess::start(&["--total", &count.to_string()]);
+            let job = Job {
+                url: server.url.clone(),
+                count,
+                latency: false,
+            };
+            let o = runtime().block_on((CONTENDERS[index].1)(job));
+            println!(
+                "{}: {:.0} msg/s",
+                CONTENDERS[index].0,
+                count as f64 / o.elapsed.as_secs_f64()
+            );
+            return;
+        }
+        _ => {}
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let (runs, count, seconds) = if quick {
+        (2, 300_000, 1)
+    } else {
+        (5, 3_000_000, 3)
+    };
+    println!(
+        "## End to end on loopback{}\n",
+        if quick { " (quick)" } else { "" }
+    );
+    println!(
+        "Machine: {} cores; server in a child process; clients on a current-thread tokio runtime.",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    throughput(runs, count);
+    for rate in [10_000, 50_000] {
+        latency(runs, rate, seconds);
+    }
+    rss_table();
+}

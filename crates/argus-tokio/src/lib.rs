@@ -1,0 +1,109 @@
+//! # argus-tokio
+//!
+//! The tokio adapter of Argus, a real-time market-data WebSocket SDK: the
+//! original Python SDK's `WebSocketClient` and `QuickStartClient` as async
+//! Rust. It runs the sans-IO [`argus_core::Client`] with real sockets
+//! (TCP, TLS through rustls, WebSocket through tokio-tungstenite), real
+//! timers and tasks, and hands market data to your handlers. Every decision
+//! (state, subscriptions, heartbeat, backoff, resume, gaps) is the core's;
+//! this crate only does the I/O.
+//!
+//! ## The smallest use
+//!
+//! ```no_run
+//! use argus_tokio::{ConnectionConfig, DataType, MarketData, MessageKind, SubscriptionConfig, WebSocketClient};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = WebSocketClient::new(ConnectionConfig::new("ws://localhost:8000/ws"))?;
+//!     client.add_message_handler(MessageKind::Price, |data: &MarketData| {
+//!         println!("{} ${:?} @ {}", data.symbol(), data.price(), data.timestamp());
+//!     });
+//!     client.connect().await?;
+//!     client
+//!         .subscribe("main", SubscriptionConfig::new(["AAPL", "GOOGL"], [DataType::Price]))
+//!         .await?;
+//!     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+//!     client.disconnect().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## How it runs
+//!
+//! - [`WebSocketClient`] is a cheap, cloneable handle. The connection runs in
+//!   a task of its own, which keeps the core's driver invariant: it drains
+//!   every output after each mutation, handles an expired deadline without
+//!   awaiting a timer, and makes exactly one mutation per turn. Dropping the
+//!   last handle closes the connection with code 1000 and ends the tasks.
+//! - Handlers never run in the connection task: a bounded queue
+//!   ([`ClientBuilder::queue_capacity`]) feeds a handler task. When handlers
+//!   fall behind, [`QueuePolicy`] decides: backpressure (default, lossless),
+//!   drop the oldest, or conflate to the latest per (symbol, data type).
+//!   [`WebSocketClient::stats`] counts drops and conflations and reports the
+//!   queue's depth.
+//! - Handlers are plain closures or functions (taking `&MarketData` or
+//!   `MarketData`) or async ones (an `async fn`, or a closure returning an
+//!   `async` block); see [`WebSocketClient::add_message_handler`].
+//!   [`MessageKind::All`] sees every message (the original SDK's `"debug"`).
+//! - [`WebSocketClient::events`] is a [`Stream`](futures_util::Stream) of
+//!   [`ClientEvent`]s: data, state changes, gaps, errors.
+//! - Timers use tokio's clock ([`tokio::time::Instant`]), so tests may run
+//!   with paused time.
+//!
+//! ## Security
+//!
+//! - The api key goes only into the upgrade request, as
+//!   `Authorization: Bearer <key>` (marked sensitive), next to
+//!   `Sec-WebSocket-Protocol: argus.v1`. It never appears in this crate's
+//!   logs or in any `Debug` output.
+//! - **tungstenite logs the whole handshake request, `Authorization`
+//!   included, at `trace` level** (through the `log` crate). If your logger
+//!   records `trace`, filter that target: `tungstenite=debug` or higher
+//!   (for example `RUST_LOG=info,tungstenite=debug`).
+//! - Redirects are not followed: a 3xx answer is an
+//!   [`OpenError::Http`] like any other status.
+//! - Incoming frames and messages are limited to
+//!   [`ConnectionConfig::max_message_size`]; outgoing frames buffer at most
+//!   1 MiB before the link counts as lost.
+//! - `wss://` uses rustls with the `ring` provider. The Mozilla roots are
+//!   trusted (feature `webpki-roots`, on by default), plus any root given
+//!   with [`ClientBuilder::add_root_certificate`]. A rejected certificate
+//!   is fatal: no retry.
+//!
+//! ## Logging
+//!
+//! Everything is logged with `tracing` at `debug` level, inside a span named
+//! `argus` carrying the server's URL (without any credentials).
+#![forbid(unsafe_code)]
+
+mod client;
+mod driver;
+mod error;
+mod events;
+pub mod handler;
+mod manager;
+mod queue;
+mod quickstart;
+mod transport;
+
+pub use client::{
+    ClientBuilder, ClientStats, DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY, WeakClient,
+    WebSocketClient,
+};
+pub use error::{BuildError, ConnectError, SubscribeError, UnsubscribeError};
+pub use events::{ClientEvent, EventStream};
+pub use handler::{HandlerId, MessageHandler, MessageKind};
+pub use manager::{ManagerError, WebSocketClientManager};
+pub use queue::{QueuePolicy, QueueStats};
+pub use quickstart::{QuickStartClient, QuickStartError, STOCK_DATA_TYPES};
+
+/// A DER-encoded certificate, for [`ClientBuilder::add_root_certificate`].
+pub use tokio_rustls::rustls::pki_types::CertificateDer;
+
+pub use argus_core;
+pub use argus_core::{
+    ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
+    GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig, SubscriptionId,
+    UpdateFrequency,
+};
