@@ -75,8 +75,9 @@ impl Inner {
         let shared = self.shared.clone();
         tokio::spawn(
             async move {
-                while let Some(data) = shared.queue.pop().await {
-                    shared.handlers.dispatch(data).await;
+                let mut batch = std::collections::VecDeque::new();
+                while shared.queue.pop_batch(&mut batch).await {
+                    shared.handlers.dispatch_batch(batch.drain(..)).await;
                 }
                 tracing::debug!("handler task ended");
             }

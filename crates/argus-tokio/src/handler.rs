@@ -277,8 +277,21 @@ impl HandlerTable {
     /// Hands `data` to every handler that wants it, in registration order;
     /// an async handler is awaited before the next one runs. A panicking
     /// handler is counted and skipped.
+    #[cfg(test)]
     pub(crate) async fn dispatch(&self, data: MarketData) {
+        self.dispatch_with(&self.snapshot(), data).await;
+    }
+
+    /// Hands every message of `batch` on, in order, against one snapshot of
+    /// the table (a handler removed meanwhile is still skipped: see `remove`).
+    pub(crate) async fn dispatch_batch(&self, batch: impl IntoIterator<Item = MarketData>) {
         let entries = self.snapshot();
+        for data in batch {
+            self.dispatch_with(&entries, data).await;
+        }
+    }
+
+    async fn dispatch_with(&self, entries: &[Arc<Entry>], data: MarketData) {
         let (data_type, subscription) = (data.data_type(), data.subscription().clone());
         let Some(last_index) = entries
             .iter()

@@ -231,6 +231,39 @@ impl Queue {
     }
 
     /// Stops the consumer; queued messages are discarded.
+    /// Takes what is queued, waiting while nothing is; `None` once closed.
+    /// Under backpressure it takes everything at once (one lock and one
+    /// wake-up of the connection task for the lot); under the other policies
+    /// one message, so that what waits stays subject to dropping and
+    /// conflation.
+    pub(crate) async fn pop_batch(&self, into: &mut VecDeque<MarketData>) -> bool {
+        if self.policy != QueuePolicy::Backpressure {
+            return match self.pop().await {
+                Some(data) => {
+                    into.push_back(data);
+                    true
+                }
+                None => false,
+            };
+        }
+        loop {
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return false;
+                }
+                if !state.items.is_empty() {
+                    std::mem::swap(&mut state.items, into);
+                    state.stats.delivered += into.len() as u64;
+                    drop(state);
+                    self.space.notify_one();
+                    return true;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
