@@ -351,11 +351,12 @@ fn rss(args: &[String]) {
     let url = args.get(1).cloned().expect("url");
     let rt = runtime();
     rt.block_on(async {
-        // Warm the runtime and the allocator with one throwaway client.
-        let warm = WebSocketClient::new(ConnectionConfig::new(url.as_str())).expect("client");
-        warm.connect().await.expect("connect");
-        warm.disconnect().await;
-        drop(warm);
+        // One client first, kept: what every client shares (the runtime, the
+        // TLS configuration, the allocator's arenas) is then counted out,
+        // and no later client reuses memory it freed.
+        let first = WebSocketClient::new(ConnectionConfig::new(url.as_str())).expect("client");
+        first.connect().await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let before = rss_kib();
         let manager = argus_tokio::WebSocketClientManager::new();
         for i in 0..n {
@@ -374,6 +375,7 @@ fn rss(args: &[String]) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         println!("{}", rss_kib().saturating_sub(before));
         manager.close_all().await;
+        first.disconnect().await;
     });
 }
 

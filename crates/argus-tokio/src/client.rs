@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use argus_core::{
     Client, ConnectionConfig, ConnectionState, GiveUpReason, Stats, SubscriptionConfig,
@@ -29,7 +29,10 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// What the connection task, the handler task and the handles share.
 pub(crate) struct Shared {
     pub(crate) state: watch::Sender<ConnectionState>,
-    pub(crate) events: broadcast::Sender<ClientEvent>,
+    /// The event streams' channel, made when the first stream is asked for:
+    /// its buffer is allocated whole, and most clients never listen.
+    pub(crate) events: OnceLock<broadcast::Sender<ClientEvent>>,
+    pub(crate) event_capacity: usize,
     pub(crate) gave_up: Mutex<Option<GiveUpReason>>,
     pub(crate) handlers: HandlerTable,
     pub(crate) queue: Queue,
@@ -379,7 +382,11 @@ impl WebSocketClient {
     /// A stream of everything that happens: data, state changes, gaps,
     /// errors. Each call makes a new stream that sees the events from now on.
     pub fn events(&self) -> EventStream {
-        EventStream::new(self.inner.shared.events.subscribe())
+        let shared = &self.inner.shared;
+        let sender = shared
+            .events
+            .get_or_init(|| broadcast::channel(shared.event_capacity).0);
+        EventStream::new(sender.subscribe())
     }
 
     /// A handle that does not keep the client alive (for handlers that need
@@ -465,28 +472,23 @@ impl ClientBuilder {
         self
     }
 
-    /// Checks the settings and builds the client. Needs no runtime: the
-    /// tasks start at the first `async` call.
-    pub fn build(self) -> Result<WebSocketClient, BuildError> {
-        if self.queue_capacity == 0 {
-            return Err(BuildError::ZeroQueueCapacity);
-        }
-        if self.event_capacity == 0 {
-            return Err(BuildError::ZeroEventCapacity);
-        }
-        let seed = self
-            .rng_seed
-            .unwrap_or_else(|| RandomState::new().hash_one(0x5eed_u64));
-        let core = Client::new(self.config.clone(), seed)?;
-
+    /// The built-in roots, when enabled.
+    fn base_roots(&self) -> RootCertStore {
+        #[allow(unused_mut)]
         let mut roots = RootCertStore::empty();
         #[cfg(feature = "webpki-roots")]
         if self.builtin_roots {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
-        for der in self.roots_der {
+        roots
+    }
+
+    /// A TLS configuration of this client's own, with the added roots.
+    fn tls_with_added_roots(&self) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, BuildError> {
+        let mut roots = self.base_roots();
+        for der in &self.roots_der {
             roots
-                .add(der)
+                .add(der.clone())
                 .map_err(|e| BuildError::RootCertificate(e.to_string()))?;
         }
         for pem in &self.roots_pem {
@@ -504,14 +506,45 @@ impl ClientBuilder {
                 ));
             }
         }
-        let tls =
-            crate::transport::tls_config(roots).map_err(|e| BuildError::Tls(e.to_string()))?;
+        crate::transport::tls_config(roots).map_err(|e| BuildError::Tls(e.to_string()))
+    }
+
+    /// Checks the settings and builds the client. Needs no runtime: the
+    /// tasks start at the first `async` call.
+    pub fn build(self) -> Result<WebSocketClient, BuildError> {
+        if self.queue_capacity == 0 {
+            return Err(BuildError::ZeroQueueCapacity);
+        }
+        if self.event_capacity == 0 {
+            return Err(BuildError::ZeroEventCapacity);
+        }
+        let seed = self
+            .rng_seed
+            .unwrap_or_else(|| RandomState::new().hash_one(0x5eed_u64));
+        let core = Client::new(self.config.clone(), seed)?;
+
+        let tls = if self.roots_der.is_empty() && self.roots_pem.is_empty() {
+            // Clients without roots of their own share one configuration.
+            static SHARED: [OnceLock<Arc<tokio_rustls::rustls::ClientConfig>>; 2] =
+                [OnceLock::new(), OnceLock::new()];
+            let slot = &SHARED[usize::from(self.builtin_roots)];
+            match slot.get() {
+                Some(tls) => tls.clone(),
+                None => {
+                    let tls = crate::transport::tls_config(self.base_roots())
+                        .map_err(|e| BuildError::Tls(e.to_string()))?;
+                    slot.get_or_init(|| tls).clone()
+                }
+            }
+        } else {
+            self.tls_with_added_roots()?
+        };
 
         let (state, _) = watch::channel(ConnectionState::Disconnected);
-        let (events, _) = broadcast::channel(self.event_capacity);
         let shared = Arc::new(Shared {
             state,
-            events,
+            events: OnceLock::new(),
+            event_capacity: self.event_capacity,
             gave_up: Mutex::new(None),
             handlers: HandlerTable::default(),
             queue: Queue::new(self.queue_capacity, self.queue_policy),

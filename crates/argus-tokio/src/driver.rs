@@ -493,8 +493,8 @@ impl Driver {
     /// Hands market data to the event streams, if any listens, and to this
     /// turn's batch for the handlers.
     fn route_data(&mut self, data: MarketData) {
-        if self.shared.events.receiver_count() > 0 {
-            let _ = self.shared.events.send(ClientEvent::Data(data.clone()));
+        if let Some(events) = self.shared.events.get().filter(|e| e.receiver_count() > 0) {
+            let _ = events.send(ClientEvent::Data(data.clone()));
         }
         self.batch.push(data);
     }
@@ -505,7 +505,9 @@ impl Driver {
         let shared = &self.shared;
         let publish = |event: ClientEvent| {
             // No stream listening is not an error.
-            let _ = shared.events.send(event);
+            if let Some(events) = shared.events.get() {
+                let _ = events.send(event);
+            }
         };
         match event {
             Event::Data(data) => self.route_data(data),

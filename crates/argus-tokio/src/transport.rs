@@ -78,8 +78,14 @@ impl AsyncWrite for Transport {
 /// The WebSocket limits for a request: frames and messages bounded by the
 /// configured `max_message_size`, outgoing frames written eagerly and their
 /// buffer bounded.
+/// Bytes read from the socket at a time. tungstenite's default (128 KiB) is
+/// zeroed on first use, so every idle client would hold it; 16 KiB still
+/// carries well over a hundred ticks per read.
+pub(crate) const READ_BUFFER: usize = 16 * 1024;
+
 pub(crate) fn ws_config(request: &OpenRequest) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(request.max_message_size))
         .max_frame_size(Some(request.max_message_size))
         .write_buffer_size(0)
