@@ -198,7 +198,18 @@ fn seconds_and_fraction(b: &[u8]) -> Option<i128> {
                 }
                 fraction = fraction * 10 + i64::from(d);
             }
-            fraction * 10i64.pow(30 - n as u32)
+            const SCALE: [i64; 9] = [
+                1,
+                10,
+                100,
+                1_000,
+                10_000,
+                100_000,
+                1_000_000,
+                10_000_000,
+                100_000_000,
+            ];
+            fraction * SCALE[30 - n]
         }
         _ => return None,
     };
