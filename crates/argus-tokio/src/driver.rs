@@ -164,8 +164,13 @@ impl Driver {
         tracing::debug!("connection task started");
         loop {
             self.drain();
-            // The turn's market data goes to the handlers in one go.
-            self.shared.queue.push_batch(&mut self.batch);
+            // The turn's market data goes to the handlers in one go; then the
+            // handler task gets its turn before the next read, so a burst is
+            // handed on as it arrives instead of after the socket runs dry.
+            if !self.batch.is_empty() {
+                self.shared.queue.push_batch(&mut self.batch);
+                tokio::task::yield_now().await;
+            }
             let at = now();
             if let Some(why) = self.lost.take() {
                 tracing::debug!(error = %why, "write failed; the link is lost");
