@@ -363,13 +363,12 @@ impl Client {
                 self.frame_arrived(now, 0);
             }
             Input::Pong(payload) => {
-                if self.frame_arrived(now, 0) {
-                    if let Some((id, sent)) = self.ping_in_flight {
-                        if payload == id.to_be_bytes() {
-                            self.rtt = Some(now.saturating_duration_since(sent));
-                            self.ping_in_flight = None;
-                        }
-                    }
+                if self.frame_arrived(now, 0)
+                    && let Some((id, sent)) = self.ping_in_flight
+                    && payload == id.to_be_bytes()
+                {
+                    self.rtt = Some(now.saturating_duration_since(sent));
+                    self.ping_in_flight = None;
                 }
             }
             Input::Failed(error) => match self.phase {
@@ -604,11 +603,11 @@ impl Client {
                     .wanted
                     .range_mut::<str, _>((Bound::Included(key), Bound::Included(key)))
                     .next();
-                if let Some((id, w)) = found {
-                    if w.status == SubscriptionStatus::Pending {
-                        w.status = SubscriptionStatus::Active;
-                        self.events.push_back(Event::Subscribed(id.clone()));
-                    }
+                if let Some((id, w)) = found
+                    && w.status == SubscriptionStatus::Pending
+                {
+                    w.status = SubscriptionStatus::Active;
+                    self.events.push_back(Event::Subscribed(id.clone()));
                 }
             }
             ServerMessage::Unsubscribed(u) => {
@@ -690,10 +689,11 @@ impl Client {
             }
         }
         for &id in on_server {
-            if !self.wanted.contains_key(id) && !self.leaving.contains_key(id) {
-                if let Ok(id) = SubscriptionId::new(id) {
-                    self.leaving.insert(id, false);
-                }
+            if !self.wanted.contains_key(id)
+                && !self.leaving.contains_key(id)
+                && let Ok(id) = SubscriptionId::new(id)
+            {
+                self.leaving.insert(id, false);
             }
         }
     }
@@ -739,18 +739,18 @@ impl Client {
             code: e.code,
             message: e.message.into_owned(),
         };
-        if e.code == ErrorCode::ResumeFailed {
-            if let Some(fresh) = self.resuming.take() {
-                let from = self.session.as_ref().map_or(0, |s| s.last_seq) + 1;
-                self.counters.gaps += 1;
-                self.events.push_back(Event::Gap(Gap {
-                    from,
-                    to: None,
-                    cause: GapCause::ResumeFailed,
-                }));
-                self.start_session(fresh);
-                return;
-            }
+        if e.code == ErrorCode::ResumeFailed
+            && let Some(fresh) = self.resuming.take()
+        {
+            let from = self.session.as_ref().map_or(0, |s| s.last_seq) + 1;
+            self.counters.gaps += 1;
+            self.events.push_back(Event::Gap(Gap {
+                from,
+                to: None,
+                cause: GapCause::ResumeFailed,
+            }));
+            self.start_session(fresh);
+            return;
         }
         if let Some(id) = e.id.as_deref() {
             if self.leaving.get(id) == Some(&true) {

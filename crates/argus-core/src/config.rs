@@ -224,10 +224,10 @@ impl ConnectionConfig {
                 reconnect_delay: self.reconnect_delay,
             });
         }
-        if let Some(key) = &self.api_key {
-            if key.0.is_empty() || key.0.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                return Err(ConfigError::InvalidApiKey);
-            }
+        if let Some(key) = &self.api_key
+            && (key.0.is_empty() || key.0.bytes().any(|b| b.is_ascii_control() || b == b' '))
+        {
+            return Err(ConfigError::InvalidApiKey);
         }
         Ok(())
     }

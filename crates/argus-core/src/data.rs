@@ -155,10 +155,8 @@ impl TimestampParser {
         if let Some((prefix, base)) = &self.minute {
             let same_minute =
                 b.get(..16).and_then(|p| <&[u8; 16]>::try_from(p).ok()) == Some(prefix);
-            if same_minute {
-                if let Some(within) = seconds_and_fraction(b) {
-                    return Ok(Timestamp(base + within));
-                }
+            if same_minute && let Some(within) = seconds_and_fraction(b) {
+                return Ok(Timestamp(base + within));
             }
         }
         let t = Timestamp::parse(s)?;

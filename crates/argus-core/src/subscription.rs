@@ -363,10 +363,10 @@ impl Filters {
                 return Err(InvalidFilter::NotFinite { field });
             }
         }
-        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
-            if min > max {
-                return Err(InvalidFilter::MinAboveMax { min, max });
-            }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price)
+            && min > max
+        {
+            return Err(InvalidFilter::MinAboveMax { min, max });
         }
         Ok(())
     }

@@ -211,10 +211,10 @@ impl ServerConfig {
         if self.replay.is_some() && self.firehose.is_some() {
             return bad("firehose", "firehose and replay exclude each other");
         }
-        if let Some(f) = &self.firehose {
-            if f.rate == Some(0) {
-                return bad("firehose.rate", "must be greater than zero");
-            }
+        if let Some(f) = &self.firehose
+            && f.rate == Some(0)
+        {
+            return bad("firehose.rate", "must be greater than zero");
         }
         Ok(())
     }

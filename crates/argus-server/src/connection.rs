@@ -469,21 +469,21 @@ impl Reader<'_> {
             });
         }
         self.rejected_in_a_row += 1;
-        if let Some(limit) = self.inst.shared.config.abuse_error_limit {
-            if self.rejected_in_a_row >= limit {
-                info!(
-                    conn = self.conn,
-                    rejected = self.rejected_in_a_row,
-                    "too many rejected requests; closing with 1008"
-                );
-                // Through the session, so that the close follows the replies.
-                if let Some(s) = self.session(guard) {
-                    s.send(SessionCmd::CloseAfter {
-                        conn: self.conn,
-                        code: CLOSE_POLICY,
-                        reason: "too many rejected requests",
-                    });
-                }
+        if let Some(limit) = self.inst.shared.config.abuse_error_limit
+            && self.rejected_in_a_row >= limit
+        {
+            info!(
+                conn = self.conn,
+                rejected = self.rejected_in_a_row,
+                "too many rejected requests; closing with 1008"
+            );
+            // Through the session, so that the close follows the replies.
+            if let Some(s) = self.session(guard) {
+                s.send(SessionCmd::CloseAfter {
+                    conn: self.conn,
+                    code: CLOSE_POLICY,
+                    reason: "too many rejected requests",
+                });
             }
         }
     }

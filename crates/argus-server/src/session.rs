@@ -606,11 +606,11 @@ impl Session {
         outbox
             .push_bulk(std::iter::once(first).chain(replay))
             .map_err(|_| "the connection is closing".to_owned())?;
-        if let Some(old) = self.out.attached.take() {
-            if old.conn != conn {
-                old.outbox
-                    .close(CLOSE_TAKEN_OVER, "session resumed by another connection");
-            }
+        if let Some(old) = self.out.attached.take()
+            && old.conn != conn
+        {
+            old.outbox
+                .close(CLOSE_TAKEN_OVER, "session resumed by another connection");
         }
         self.out.attached = Some(Attachment { conn, outbox });
         self.out.detached_at = None;
@@ -654,11 +654,11 @@ impl Session {
 
     /// Flushes due conflated values and expires the session; false ends it.
     fn on_timer(&mut self, now: Instant) -> bool {
-        if let Some(at) = self.out.detached_at {
-            if now >= at + self.inst.shared.config.session_ttl {
-                debug!(session = self.handle.label, "session expired");
-                return false;
-            }
+        if let Some(at) = self.out.detached_at
+            && now >= at + self.inst.shared.config.session_ttl
+        {
+            debug!(session = self.handle.label, "session expired");
+            return false;
         }
         let skip_epoch = self.inst.shared.skip_epoch.load(Ordering::SeqCst);
         let universe = &self.inst.shared.universe;

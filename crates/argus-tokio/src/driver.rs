@@ -416,10 +416,10 @@ impl Driver {
             Some(Err(error)) => {
                 tracing::debug!(%error, "the connection failed");
                 let too_big = matches!(error, WsError::Capacity(_));
-                if let Link::Open { socket, .. } = std::mem::replace(&mut self.link, Link::None) {
-                    if too_big {
-                        close_now(socket, 1009, "message too big");
-                    }
+                if let Link::Open { socket, .. } = std::mem::replace(&mut self.link, Link::None)
+                    && too_big
+                {
+                    close_now(socket, 1009, "message too big");
                 }
                 let input = match error {
                     WsError::Capacity(_) => Input::Failed(LinkError::MessageTooBig),
@@ -520,22 +520,24 @@ impl Driver {
                 tracing::debug!(%from, %to, "state changed");
                 publish(ClientEvent::StateChanged { from, to });
             }
+            // The event goes out before the caller's answer, so a caller that
+            // reacts to the answer has the event on its stream already.
             Event::Subscribed(id) => {
                 tracing::debug!(%id, "subscribed");
+                publish(ClientEvent::Subscribed(id.clone()));
                 if let Some(waiter) = self.subscribe_waiters.remove(&id) {
-                    let _ = waiter.send(Ok(id.clone()));
+                    let _ = waiter.send(Ok(id));
                 }
-                publish(ClientEvent::Subscribed(id));
             }
             Event::SubscribeFailed { id, error } => {
                 tracing::debug!(%id, %error, "subscription refused");
+                publish(ClientEvent::SubscribeFailed {
+                    id: id.clone(),
+                    error: error.clone(),
+                });
                 if let Some(waiter) = self.subscribe_waiters.remove(&id) {
-                    let _ = waiter.send(Err(SubscribeError::Rejected {
-                        id: id.clone(),
-                        error: error.clone(),
-                    }));
+                    let _ = waiter.send(Err(SubscribeError::Rejected { id, error }));
                 }
-                publish(ClientEvent::SubscribeFailed { id, error });
             }
             Event::Resumed { replayed } => {
                 tracing::debug!(replayed, "session resumed");

@@ -341,14 +341,13 @@ impl HandlerTable {
                     }
                 }
             };
-            if let Some(future) = future {
-                if std::panic::AssertUnwindSafe(future)
+            if let Some(future) = future
+                && std::panic::AssertUnwindSafe(future)
                     .catch_unwind()
                     .await
                     .is_err()
-                {
-                    self.handler_panicked(entry.id);
-                }
+            {
+                self.handler_panicked(entry.id);
             }
         }
     }
