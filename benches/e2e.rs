@@ -445,7 +445,7 @@ fn main() {
     );
     throughput(runs, count);
     for rate in [10_000, 50_000] {
-        latency(runs, rate, seconds);
+        latency(if quick { 1 } else { runs }, rate, seconds);
     }
     rss_table();
 }
