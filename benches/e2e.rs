@@ -255,11 +255,15 @@ fn serve(args: &[String]) {
 
 use std::io::Read;
 
+/// The clients' runtime: current-thread, or tokio's multi-thread default
+/// with `ARGUS_BENCH_RUNTIME=multi`.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    let mut builder = if std::env::var("ARGUS_BENCH_RUNTIME").as_deref() == Ok("multi") {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().expect("runtime")
 }
 
 fn median_min_max(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -440,8 +444,13 @@ fn main() {
         if quick { " (quick)" } else { "" }
     );
     println!(
-        "Machine: {} cores; server in a child process; clients on a current-thread tokio runtime.",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "Machine: {} cores; server in a child process; clients on a {} tokio runtime.",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if std::env::var("ARGUS_BENCH_RUNTIME").as_deref() == Ok("multi") {
+            "multi-thread"
+        } else {
+            "current-thread"
+        }
     );
     throughput(runs, count);
     for rate in [10_000, 50_000] {
