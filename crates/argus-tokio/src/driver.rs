@@ -107,6 +107,8 @@ impl Link {
 
 /// Most frames fed in one turn without waiting (see `read_ready_frames`).
 const READ_BATCH: usize = 64;
+/// The first batch after the socket ran dry.
+const FIRST_READ_BATCH: usize = 4;
 
 /// The clock the driver reads: tokio's, so a test may pause it.
 fn now() -> Instant {
@@ -126,6 +128,8 @@ pub(crate) struct Driver {
     lost: Option<String>,
     /// Market data of this turn, queued for the handlers in one go.
     batch: Vec<MarketData>,
+    /// Frames to read in the next batch: see `read_ready_frames`.
+    read_batch: usize,
     /// The state last published to the handles.
     published: ConnectionState,
     connect_waiters: Vec<oneshot::Sender<Result<(), ConnectError>>>,
@@ -156,6 +160,7 @@ impl Driver {
             deferred: Vec::new(),
             events: Vec::new(),
             batch: Vec::new(),
+            read_batch: FIRST_READ_BATCH,
             published: ConnectionState::Disconnected,
         }
     }
@@ -248,9 +253,15 @@ impl Driver {
     /// one mutation, drained before the next. Bounded, so timers and commands
     /// get their turn, and within the handler queue's room under
     /// backpressure. One wake-up of the handler task then carries the batch.
+    ///
+    /// The batch starts small and doubles while the socket keeps having more
+    /// (up to [`READ_BATCH`]): a short burst reaches the handlers after a few
+    /// frames, a saturated feed is read in large batches.
     fn read_ready_frames(&mut self) {
-        let budget = READ_BATCH.min(self.shared.queue.room().saturating_sub(self.batch.len()));
-        for _ in 1..budget {
+        let room = self.shared.queue.room().saturating_sub(self.batch.len());
+        let budget = self.read_batch.min(room);
+        let mut read = 1;
+        while read < budget {
             let Link::Open { socket, .. } = &mut self.link else {
                 break;
             };
@@ -259,7 +270,13 @@ impl Driver {
             };
             self.drain();
             self.on_frame(frame);
+            read += 1;
         }
+        self.read_batch = if read == self.read_batch {
+            (self.read_batch * 2).min(READ_BATCH)
+        } else {
+            FIRST_READ_BATCH
+        };
     }
 
     /// Drains every output of the core: transmits, then events; then

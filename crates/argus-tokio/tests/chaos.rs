@@ -173,8 +173,11 @@ async fn chaos_keeps_every_seq_exactly_once_in_order() {
             .all(|g| g.cause == GapCause::ResumeFailed && g.to.is_none()),
         "seed {seed}: {gaps:?}"
     );
-    assert_eq!(gaps.len(), sessions.len() - 1, "seed {seed}: {gaps:?}");
-    for (gap, session) in gaps.iter().zip(&sessions) {
+    // A session can fail to resume before it delivered anything (two
+    // restarts in a row): its gap starts at 1 and it leaves no seqs behind.
+    let breaks: Vec<_> = gaps.iter().filter(|g| g.from > 1).collect();
+    assert_eq!(breaks.len(), sessions.len() - 1, "seed {seed}: {gaps:?}");
+    for (gap, session) in breaks.iter().zip(&sessions) {
         assert_eq!(
             gap.from,
             session.last().unwrap() + 1,
