@@ -10,16 +10,7 @@ use common::*;
 use serde_json::Value;
 
 /// The stats fields of the original SDK, all on the `stats` line.
-const SEED_STATS: [&str; 8] = [
-    "messages_received",
-    "messages_sent",
-    "reconnect_count",
-    "errors",
-    "state",
-    "connection_id",
-    "subscriptions_count",
-    "uptime",
-];
+const SEED_STATS: [&str; 8] = argus_core::Stats::SEED_FIELDS;
 
 fn tail_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["tail", "--url", url, "--symbols", "AAPL,MSFT,GOOGL"];

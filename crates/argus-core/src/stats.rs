@@ -51,6 +51,21 @@ pub struct Stats {
     pub rtt: Option<Duration>,
 }
 
+impl Stats {
+    /// The fields of the original SDK's `get_stats()`, which [`Stats`]'s
+    /// JSON always carries (more fields follow them).
+    pub const SEED_FIELDS: [&'static str; 8] = [
+        "messages_received",
+        "messages_sent",
+        "reconnect_count",
+        "errors",
+        "state",
+        "connection_id",
+        "subscriptions_count",
+        "uptime",
+    ];
+}
+
 /// Writes a duration as Python's `timedelta` prints it: `H:MM:SS.ffffff`.
 pub fn format_uptime(d: Duration) -> String {
     let secs = d.as_secs();
@@ -100,16 +115,7 @@ mod tests {
             "25:00:00.000000"
         );
         let json = serde_json::to_value(Stats::default()).unwrap();
-        for field in [
-            "messages_received",
-            "messages_sent",
-            "reconnect_count",
-            "errors",
-            "state",
-            "connection_id",
-            "subscriptions_count",
-            "uptime",
-        ] {
+        for field in Stats::SEED_FIELDS {
             assert!(json.get(field).is_some(), "{field}");
         }
         assert_eq!(json["state"], "disconnected");

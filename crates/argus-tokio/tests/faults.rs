@@ -16,20 +16,30 @@ fn prices(symbols: &[&str]) -> SubscriptionConfig {
     SubscriptionConfig::new(symbols.iter().copied(), [DataType::Price])
 }
 
+/// A client with `config`, recording every message, with its event stream,
+/// connected and subscribed as `main` to `symbols`' prices.
+async fn recorded_client(
+    config: argus_tokio::ConnectionConfig,
+    symbols: &[&str],
+) -> (WebSocketClient, Recorder, argus_tokio::EventStream) {
+    let client = WebSocketClient::new(config).unwrap();
+    let seen = Recorder::default();
+    client.add_message_handler(MessageKind::All, seen.handler());
+    let events = client.events();
+    within("connect", client.connect()).await.unwrap();
+    if !symbols.is_empty() {
+        within("subscribe", client.subscribe("main", prices(symbols)))
+            .await
+            .unwrap();
+    }
+    (client, seen, events)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drops_resume_without_loss_or_repeat() {
     let server = start_server(server_config()).await;
-    let client = client(&server);
-    let seen = Recorder::default();
-    client.add_message_handler(MessageKind::All, seen.handler());
-    let mut events = client.events();
-    within("connect", client.connect()).await.unwrap();
-    within(
-        "subscribe",
-        client.subscribe("main", prices(&["AAPL", "MSFT", "GOOGL"])),
-    )
-    .await
-    .unwrap();
+    let config = client_config(&server.url());
+    let (client, seen, mut events) = recorded_client(config, &["AAPL", "MSFT", "GOOGL"]).await;
 
     for round in 1..=5 {
         seen.wait_for_more(30).await;
@@ -67,14 +77,7 @@ async fn a_half_open_link_is_detected_within_heartbeat_plus_timeout() {
     let server = start_server(server_config()).await;
     let config = client_config(&server.url());
     let bound = config.heartbeat_interval + config.timeout;
-    let client = WebSocketClient::new(config.clone()).unwrap();
-    let seen = Recorder::default();
-    client.add_message_handler(MessageKind::All, seen.handler());
-    let mut events = client.events();
-    within("connect", client.connect()).await.unwrap();
-    within("subscribe", client.subscribe("main", prices(&["AAPL"])))
-        .await
-        .unwrap();
+    let (_client, seen, mut events) = recorded_client(config.clone(), &["AAPL"]).await;
     seen.wait_for(10).await;
 
     let silent_at = Instant::now();
@@ -203,17 +206,8 @@ async fn a_first_connect_that_keeps_failing_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skipped_seq_is_a_gap_with_the_missing_range() {
     let server = start_server(server_config()).await;
-    let client = client(&server);
-    let seen = Recorder::default();
-    client.add_message_handler(MessageKind::All, seen.handler());
-    let mut events = client.events();
-    within("connect", client.connect()).await.unwrap();
-    within(
-        "subscribe",
-        client.subscribe("main", prices(&["AAPL", "MSFT"])),
-    )
-    .await
-    .unwrap();
+    let config = client_config(&server.url());
+    let (client, seen, mut events) = recorded_client(config, &["AAPL", "MSFT"]).await;
     seen.wait_for(10).await;
 
     server.skip_seq();
@@ -239,11 +233,8 @@ async fn a_skipped_seq_is_a_gap_with_the_missing_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_resume_resubscribes_everything_and_reports_a_gap() {
     let server = start_server(server_config()).await;
-    let client = client(&server);
-    let seen = Recorder::default();
-    client.add_message_handler(MessageKind::All, seen.handler());
-    let mut events = client.events();
-    within("connect", client.connect()).await.unwrap();
+    let config = client_config(&server.url());
+    let (client, seen, mut events) = recorded_client(config, &[]).await;
     for id in ["one", "two"] {
         within("subscribe", client.subscribe(id, prices(&["AAPL"])))
             .await
