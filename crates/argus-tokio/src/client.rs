@@ -80,7 +80,9 @@ impl Inner {
             async move {
                 let mut batch = std::collections::VecDeque::new();
                 while shared.queue.pop_batch(&mut batch).await {
+                    let n = batch.len();
                     shared.handlers.dispatch_batch(batch.drain(..)).await;
+                    shared.queue.dispatched(n);
                 }
                 tracing::debug!("handler task ended");
             }
@@ -113,8 +115,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// `WebSocketClient`.
 ///
 /// The handle is cheap to clone; every clone drives the same connection,
-/// which runs in its own task, with message handlers in another. Dropping
-/// the last handle closes the connection (code 1000) and ends both tasks.
+/// which runs in its own task; message handlers run there too, or in a
+/// handler task of their own (see [`add_message_handler`](Self::add_message_handler)).
+/// Dropping the last handle closes the connection (code 1000) and ends
+/// both tasks.
 /// A handler that holds a handle keeps the client alive: give it a
 /// [`WeakClient`] instead.
 ///
@@ -272,10 +276,18 @@ impl WebSocketClient {
     }
 
     /// Registers a handler for `kind` (a [`MessageKind`] or a
-    /// [`DataType`](argus_core::DataType)). Handlers run in the client's
-    /// handler task, never in the connection task, one message at a time
-    /// and in seq order; see [`QueuePolicy`] for what happens when they fall
-    /// behind.
+    /// [`DataType`](argus_core::DataType)). Handlers run one message at a
+    /// time and in seq order; see [`QueuePolicy`] for what happens when
+    /// they fall behind.
+    ///
+    /// Where they run: under [`QueuePolicy::Backpressure`] with only
+    /// synchronous handlers registered, in the connection task, as each
+    /// frame is decoded (the fastest path: a handler that blocks holds up
+    /// reading, timers and commands alike, as it would hold up a
+    /// current-thread runtime anyway). Once an async handler is registered,
+    /// or under another policy, every handler runs in the client's handler
+    /// task behind the queue; messages already queued are handed on before
+    /// any later one, so switching between the two keeps seq order.
     ///
     /// A handler is a closure or function taking `&MarketData` or
     /// `MarketData`, or one returning a future (an `async fn`, or a closure

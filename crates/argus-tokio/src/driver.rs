@@ -28,6 +28,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use crate::client::{Shared, redact_url};
 use crate::error::{ConnectError, SubscribeError, UnsubscribeError};
 use crate::events::ClientEvent;
+use crate::handler::Snapshot;
+use crate::queue::QueuePolicy;
 use crate::transport::{self, Socket};
 
 /// How long a close frame that the socket could not take at once may take
@@ -126,8 +128,14 @@ pub(crate) struct Driver {
     /// A write failed while draining: the link is lost, to be fed to the
     /// core as the next turn's mutation.
     lost: Option<String>,
-    /// Market data of this turn, queued for the handlers in one go.
+    /// Market data not yet handed to the handlers.
     batch: Vec<MarketData>,
+    /// Under [`QueuePolicy::Backpressure`], synchronous handlers are called
+    /// by this task itself, without a hop through the queue.
+    direct: bool,
+    /// The handler table as last seen, and its generation then.
+    handlers: Arc<Snapshot>,
+    handlers_generation: u64,
     /// Frames to read in the next batch: see `read_ready_frames`.
     read_batch: usize,
     /// The state last published to the handles.
@@ -150,7 +158,6 @@ impl Driver {
         Self {
             core,
             commands,
-            shared,
             tls,
             link: Link::None,
             timer: None,
@@ -160,8 +167,12 @@ impl Driver {
             deferred: Vec::new(),
             events: Vec::new(),
             batch: Vec::new(),
+            direct: shared.queue.policy() == QueuePolicy::Backpressure,
+            handlers: Arc::default(),
+            handlers_generation: u64::MAX,
             read_batch: FIRST_READ_BATCH,
             published: ConnectionState::Disconnected,
+            shared,
         }
     }
 
@@ -169,10 +180,11 @@ impl Driver {
         tracing::debug!("connection task started");
         loop {
             self.drain();
-            // The turn's market data goes to the handlers in one go; then the
-            // handler task gets its turn before the next read, so a burst is
-            // handed on as it arrives instead of after the socket runs dry.
-            if !self.batch.is_empty() {
+            // Market data the handlers could not be given directly goes to
+            // the queue in one go; then the handler task gets its turn before
+            // the next read, so a burst is handed on as it arrives instead of
+            // after the socket runs dry.
+            if !self.deliver_directly() {
                 self.shared.queue.push_batch(&mut self.batch);
                 tokio::task::yield_now().await;
             }
@@ -188,7 +200,9 @@ impl Driver {
                 self.core.handle_timeout(at);
                 continue;
             }
-            let blocked = matches!(self.link, Link::Open { .. }) && self.shared.queue.is_blocked();
+            let blocked = matches!(self.link, Link::Open { .. })
+                && !self.shared.queue.is_quiet()
+                && self.shared.queue.is_blocked();
             let step = {
                 let link = &mut self.link;
                 let timer = match deadline {
@@ -258,8 +272,12 @@ impl Driver {
     /// (up to [`READ_BATCH`]): a short burst reaches the handlers after a few
     /// frames, a saturated feed is read in large batches.
     fn read_ready_frames(&mut self) {
-        let room = self.shared.queue.room().saturating_sub(self.batch.len());
-        let budget = self.read_batch.min(room);
+        let budget = if self.shared.queue.is_quiet() {
+            self.read_batch
+        } else {
+            let room = self.shared.queue.room().saturating_sub(self.batch.len());
+            self.read_batch.min(room)
+        };
         let mut read = 1;
         while read < budget {
             let Link::Open { socket, .. } = &mut self.link else {
@@ -269,6 +287,7 @@ impl Driver {
                 break;
             };
             self.drain();
+            self.deliver_directly();
             self.on_frame(frame);
             read += 1;
         }
@@ -277,6 +296,35 @@ impl Driver {
         } else {
             FIRST_READ_BATCH
         };
+    }
+
+    /// Calls the handlers with the market data not yet handed on, from this
+    /// task, when that overtakes nothing and awaits nothing: under
+    /// backpressure, with nothing queued or being dispatched by the handler
+    /// task, and no async handler registered (an async handler might await
+    /// this very task, through a call on the client). True when nothing is
+    /// left for the queue.
+    fn deliver_directly(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        if !self.direct || !self.shared.queue.is_quiet() {
+            return false;
+        }
+        let generation = self.shared.handlers.generation();
+        if generation != self.handlers_generation {
+            self.handlers = self.shared.handlers.snapshot();
+            self.handlers_generation = generation;
+        }
+        if self.handlers.any_async() {
+            return false;
+        }
+        let n = self.batch.len();
+        for data in self.batch.drain(..) {
+            self.shared.handlers.dispatch_sync(&self.handlers, data);
+        }
+        self.shared.queue.delivered_directly(n as u64);
+        true
     }
 
     /// Drains every output of the core: transmits, then events; then

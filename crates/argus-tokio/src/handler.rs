@@ -104,6 +104,7 @@ impl fmt::Debug for Handler {
             Callback::Borrowed(_) => "sync(&MarketData)",
             Callback::Owned(_) => "sync(MarketData)",
             Callback::Async(_) => "async(MarketData)",
+            Callback::Removed => "removed",
         };
         f.debug_tuple("Handler").field(&form).finish()
     }
@@ -113,6 +114,9 @@ enum Callback {
     Borrowed(Box<dyn FnMut(&MarketData) + Send>),
     Owned(Box<dyn FnMut(MarketData) + Send>),
     Async(Box<dyn FnMut(MarketData) -> BoxFuture + Send>),
+    /// The handler was removed and its closure dropped (a snapshot taken
+    /// before the removal may still list the entry).
+    Removed,
 }
 
 /// Something [`WebSocketClient::add_message_handler`](crate::WebSocketClient::add_message_handler)
@@ -173,6 +177,8 @@ where
 struct Entry {
     id: HandlerId,
     kind: MessageKind,
+    /// Its callback returns a future.
+    is_async: bool,
     /// Only this subscription's messages, when set.
     subscription: Option<SubscriptionId>,
     removed: AtomicBool,
@@ -191,11 +197,36 @@ thread_local! {
     static RUNNING: Cell<Option<HandlerId>> = const { Cell::new(None) };
 }
 
+/// The handlers registered at one moment, in registration order.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    entries: Box<[Arc<Entry>]>,
+    any_async: bool,
+}
+
+impl Snapshot {
+    fn new(entries: Vec<Arc<Entry>>) -> Self {
+        Self {
+            any_async: entries.iter().any(|e| e.is_async),
+            entries: entries.into_boxed_slice(),
+        }
+    }
+
+    /// Whether some handler is asynchronous (and so cannot be called from
+    /// the connection task, which it might await).
+    pub(crate) fn any_async(&self) -> bool {
+        self.any_async
+    }
+}
+
 /// The registered handlers. Readers take a snapshot (an `Arc` clone), so
 /// adding or removing never waits for a handler to run.
 pub(crate) struct HandlerTable {
     next_id: AtomicU64,
-    entries: RwLock<Arc<[Arc<Entry>]>>,
+    entries: RwLock<Arc<Snapshot>>,
+    /// Bumped by every change of the table, so a reader that keeps a
+    /// snapshot knows when to take a new one.
+    generation: AtomicU64,
     panics: AtomicU64,
 }
 
@@ -203,7 +234,8 @@ impl Default for HandlerTable {
     fn default() -> Self {
         Self {
             next_id: AtomicU64::new(1),
-            entries: RwLock::new(Arc::from(Vec::new())),
+            entries: RwLock::new(Arc::default()),
+            generation: AtomicU64::new(0),
             panics: AtomicU64::new(0),
         }
     }
@@ -220,14 +252,16 @@ impl HandlerTable {
         let entry = Arc::new(Entry {
             id,
             kind,
+            is_async: matches!(handler.0, Callback::Async(_)),
             subscription,
             removed: AtomicBool::new(false),
             callback: Mutex::new(handler.0),
         });
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        let mut next: Vec<Arc<Entry>> = entries.iter().cloned().collect();
+        let mut next: Vec<Arc<Entry>> = entries.entries.to_vec();
         next.push(entry);
-        *entries = Arc::from(next);
+        *entries = Arc::new(Snapshot::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
         id
     }
 
@@ -236,23 +270,31 @@ impl HandlerTable {
     pub(crate) fn remove(&self, id: HandlerId) -> bool {
         let removed = {
             let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            let Some(entry) = entries.iter().find(|e| e.id == id).cloned() else {
+            let Some(entry) = entries.entries.iter().find(|e| e.id == id).cloned() else {
                 return false;
             };
-            let next: Vec<Arc<Entry>> = entries.iter().filter(|e| e.id != id).cloned().collect();
-            *entries = Arc::from(next);
+            let next = entries
+                .entries
+                .iter()
+                .filter(|e| e.id != id)
+                .cloned()
+                .collect();
+            *entries = Arc::new(Snapshot::new(next));
+            self.generation.fetch_add(1, Ordering::Release);
             entry
         };
         removed.removed.store(true, Ordering::SeqCst);
         if RUNNING.with(Cell::get) != Some(id) {
             // Wait for a call in progress to end; later calls see `removed`.
-            drop(
-                removed
-                    .callback
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            // The closure (and what it holds) goes now, not when the last
+            // snapshot listing it does.
+            *removed
+                .callback
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Callback::Removed;
         }
+        // A handler removing itself is dropped by its dispatcher once its
+        // call returns.
         true
     }
 
@@ -260,6 +302,7 @@ impl HandlerTable {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .entries
             .len()
     }
 
@@ -267,11 +310,18 @@ impl HandlerTable {
         self.panics.load(Ordering::Relaxed)
     }
 
-    fn snapshot(&self) -> Arc<[Arc<Entry>]> {
+    /// The table as it is now.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Changes with every change of the table: read it before taking a
+    /// [`snapshot`](Self::snapshot), and take a new one when it moved.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Hands `data` to every handler that wants it, in registration order;
@@ -285,63 +335,23 @@ impl HandlerTable {
     /// Hands every message of `batch` on, in order, against one snapshot of
     /// the table (a handler removed meanwhile is still skipped: see `remove`).
     pub(crate) async fn dispatch_batch(&self, batch: impl IntoIterator<Item = MarketData>) {
-        let entries = self.snapshot();
+        let snapshot = self.snapshot();
         for data in batch {
-            self.dispatch_with(&entries, data).await;
+            self.dispatch_with(&snapshot, data).await;
         }
     }
 
-    async fn dispatch_with(&self, entries: &[Arc<Entry>], data: MarketData) {
-        let (data_type, subscription) = (data.data_type(), data.subscription().clone());
-        let Some(last_index) = entries
-            .iter()
-            .rposition(|e| e.wants(data_type, &subscription))
-        else {
+    async fn dispatch_with(&self, snapshot: &Snapshot, data: MarketData) {
+        let Some(last) = last_interested(snapshot, &data) else {
             return;
         };
         let mut data = Some(data);
-        for (index, entry) in entries.iter().enumerate() {
-            if !entry.wants(data_type, &subscription) {
+        for (index, entry) in snapshot.entries[..=last].iter().enumerate() {
+            let Some(message) = data.as_ref() else { break };
+            if !entry.wants(message.data_type(), message.subscription()) {
                 continue;
             }
-            let last = index == last_index;
-            let future = {
-                let mut callback = entry
-                    .callback
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if entry.removed.load(Ordering::SeqCst) {
-                    continue;
-                }
-                RUNNING.with(|r| r.set(Some(entry.id)));
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                        || match &mut *callback {
-                            Callback::Borrowed(f) => {
-                                if let Some(message) = data.as_ref() {
-                                    f(message);
-                                }
-                                None
-                            }
-                            Callback::Owned(f) => {
-                                if let Some(message) = take_or_clone(&mut data, last) {
-                                    f(message);
-                                }
-                                None
-                            }
-                            Callback::Async(f) => take_or_clone(&mut data, last).map(f),
-                        },
-                    ));
-                RUNNING.with(|r| r.set(None));
-                match outcome {
-                    Ok(future) => future,
-                    Err(_) => {
-                        self.handler_panicked(entry.id);
-                        None
-                    }
-                }
-            };
-            if let Some(future) = future
+            if let Some(future) = self.call(entry, &mut data, index == last)
                 && std::panic::AssertUnwindSafe(future)
                     .catch_unwind()
                     .await
@@ -352,10 +362,78 @@ impl HandlerTable {
         }
     }
 
+    /// Hands `data` to every handler of `snapshot` that wants it, in
+    /// registration order, on this thread: for a snapshot without async
+    /// handlers (an async one met here would be skipped).
+    pub(crate) fn dispatch_sync(&self, snapshot: &Snapshot, data: MarketData) {
+        let Some(last) = last_interested(snapshot, &data) else {
+            return;
+        };
+        let mut data = Some(data);
+        for (index, entry) in snapshot.entries[..=last].iter().enumerate() {
+            let Some(message) = data.as_ref() else { break };
+            if !entry.wants(message.data_type(), message.subscription()) {
+                continue;
+            }
+            if self.call(entry, &mut data, index == last).is_some() {
+                tracing::debug!(handler = %entry.id, "async handler met by a synchronous dispatch; skipped");
+            }
+        }
+    }
+
+    /// Calls one handler with the message (taken by the last handler,
+    /// cloned for the others); an async handler's future is returned to be
+    /// awaited. A removed handler is not called; a panic is counted.
+    fn call(&self, entry: &Entry, data: &mut Option<MarketData>, last: bool) -> Option<BoxFuture> {
+        let mut callback = entry
+            .callback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if entry.removed.load(Ordering::SeqCst) {
+            return None;
+        }
+        RUNNING.with(|r| r.set(Some(entry.id)));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut *callback {
+                Callback::Borrowed(f) => {
+                    if let Some(message) = data.as_ref() {
+                        f(message);
+                    }
+                    None
+                }
+                Callback::Owned(f) => {
+                    if let Some(message) = take_or_clone(data, last) {
+                        f(message);
+                    }
+                    None
+                }
+                Callback::Async(f) => take_or_clone(data, last).map(f),
+                Callback::Removed => None,
+            }));
+        RUNNING.with(|r| r.set(None));
+        if entry.removed.load(Ordering::SeqCst) {
+            // It removed itself during the call.
+            *callback = Callback::Removed;
+        }
+        outcome.unwrap_or_else(|_| {
+            self.handler_panicked(entry.id);
+            None
+        })
+    }
+
     fn handler_panicked(&self, id: HandlerId) {
         self.panics.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(handler = %id, "message handler panicked; the message is skipped for it");
     }
+}
+
+/// The index of the last handler of `snapshot` that wants `data`: the one
+/// that may take the message instead of a clone.
+fn last_interested(snapshot: &Snapshot, data: &MarketData) -> Option<usize> {
+    snapshot
+        .entries
+        .iter()
+        .rposition(|e| e.wants(data.data_type(), data.subscription()))
 }
 
 /// The message itself for the last handler, a clone for the others.
@@ -433,6 +511,65 @@ mod tests {
         table.dispatch(price(1)).await;
         assert_eq!(seen.load(Ordering::SeqCst), 2021);
         assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn removal_drops_the_closure_though_a_snapshot_still_lists_it() {
+        let table = HandlerTable::default();
+        let held = Arc::new(());
+        let h = held.clone();
+        let id = table.add(
+            MessageKind::All,
+            None,
+            (move |_: &MarketData| {
+                let _ = &h;
+            })
+            .into_handler(),
+        );
+        let snapshot = table.snapshot();
+        let generation = table.generation();
+        assert_eq!(Arc::strong_count(&held), 2);
+        assert!(table.remove(id));
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the closure outlived its removal"
+        );
+        assert_ne!(table.generation(), generation);
+        // The stale snapshot calls nothing.
+        table.dispatch_sync(&snapshot, price(1));
+        assert!(!snapshot.any_async());
+    }
+
+    #[test]
+    fn a_handler_removing_itself_is_dropped_after_its_call() {
+        let table = Arc::new(HandlerTable::default());
+        let held = Arc::new(());
+        let (h, t) = (held.clone(), Arc::downgrade(&table));
+        let id = Arc::new(std::sync::OnceLock::new());
+        let me = id.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        id.set(
+            table.add(
+                MessageKind::All,
+                None,
+                (move |_: &MarketData| {
+                    let _ = &h;
+                    c.fetch_add(1, Ordering::SeqCst);
+                    if let (Some(table), Some(id)) = (t.upgrade(), me.get()) {
+                        assert!(table.remove(*id));
+                    }
+                })
+                .into_handler(),
+            ),
+        )
+        .unwrap();
+        let snapshot = table.snapshot();
+        table.dispatch_sync(&snapshot, price(1));
+        table.dispatch_sync(&snapshot, price(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(Arc::strong_count(&held), 1);
     }
 
     #[tokio::test]

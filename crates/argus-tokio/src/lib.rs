@@ -36,9 +36,12 @@
 //!   every output after each mutation, handles an expired deadline without
 //!   awaiting a timer, and makes exactly one mutation per turn. Dropping the
 //!   last handle closes the connection with code 1000 and ends the tasks.
-//! - Handlers never run in the connection task: a bounded queue
+//! - Under [`QueuePolicy::Backpressure`] (the default, lossless) with only
+//!   synchronous handlers, the connection task calls them itself as each
+//!   frame is decoded: no queue, no hop, no wake-up. Otherwise (an async
+//!   handler is registered, or another policy) a bounded queue
 //!   ([`ClientBuilder::queue_capacity`]) feeds a handler task. When handlers
-//!   fall behind, [`QueuePolicy`] decides: backpressure (default, lossless),
+//!   fall behind, [`QueuePolicy`] decides: backpressure (reading stops),
 //!   drop the oldest, or conflate to the latest per (symbol, data type).
 //!   [`WebSocketClient::stats`] counts drops and conflations and reports the
 //!   queue's depth.

@@ -2,6 +2,7 @@
 //! what happens when it is full.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use argus_core::{DataType, MarketData, Symbol};
@@ -18,8 +19,13 @@ pub enum QueuePolicy {
     /// lost, and the server sees the client slow down (a server may drop a
     /// consumer that stays too slow, close code 4000; the client then
     /// reconnects and resumes without loss). Timers and commands are still
-    /// served meanwhile, but a ping's answer is not read either, so a queue
-    /// that stays full for longer than `timeout` makes the link look dead.
+    /// served while the queue is full, but a ping's answer is not read
+    /// either, so a queue that stays full for longer than `timeout` makes
+    /// the link look dead.
+    ///
+    /// With only synchronous handlers registered, the connection task calls
+    /// them itself and nothing is queued: the lowest latency and cost, and
+    /// the same lossless slow-down.
     #[default]
     Backpressure,
     /// Drop the oldest queued message to make room (counted in
@@ -48,9 +54,11 @@ pub struct QueueStats {
     pub depth: usize,
     /// The most messages that ever waited at once.
     pub max_depth: usize,
-    /// Messages put in the queue.
+    /// Messages for the handlers: put in the queue, or handed to the
+    /// handlers at once by the connection task (see [`QueuePolicy::Backpressure`]).
     pub enqueued: u64,
-    /// Messages taken out by the handler task.
+    /// Messages handed to the handlers (taken out of the queue, or handed
+    /// on at once).
     pub delivered: u64,
     /// Messages dropped to make room ([`QueuePolicy::DropOldest`], or
     /// [`QueuePolicy::ConflateLatest`] without a message to replace).
@@ -100,6 +108,12 @@ pub(crate) struct Queue {
     ready: Notify,
     /// Signalled when a message leaves.
     space: Notify,
+    /// Messages queued and not yet through the handlers (including those
+    /// the handler task took and is still dispatching).
+    in_flight: AtomicUsize,
+    /// Messages the connection task handed to the handlers itself, without
+    /// queuing them (one writer: the connection task).
+    direct: AtomicU64,
 }
 
 impl Queue {
@@ -117,7 +131,33 @@ impl Queue {
             policy,
             ready: Notify::new(),
             space: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            direct: AtomicU64::new(0),
         }
+    }
+
+    /// The policy in force.
+    pub(crate) fn policy(&self) -> QueuePolicy {
+        self.policy
+    }
+
+    /// Whether nothing is queued nor being dispatched by the handler task:
+    /// the connection task may then call the handlers itself without
+    /// overtaking anything.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// The handler task finished dispatching `n` messages it took.
+    pub(crate) fn dispatched(&self, n: usize) {
+        self.in_flight.fetch_sub(n, Ordering::Release);
+    }
+
+    /// The connection task handed `n` messages to the handlers itself.
+    pub(crate) fn delivered_directly(&self, n: u64) {
+        // One writer: a load and a store, no read-modify-write.
+        let total = self.direct.load(Ordering::Relaxed) + n;
+        self.direct.store(total, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -154,8 +194,15 @@ impl Queue {
             return;
         }
         let mut state = self.lock();
+        let before = state.items.len();
+        let pushed = batch.len();
         for data in batch.drain(..) {
             self.push_locked(&mut state, data);
+        }
+        // Dropped or conflated messages leave the flight at once.
+        let lost = (before + pushed).saturating_sub(state.items.len());
+        if !state.closed {
+            self.in_flight.fetch_add(pushed - lost, Ordering::Release);
         }
         drop(state);
         self.ready.notify_one();
@@ -267,6 +314,8 @@ impl Queue {
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
+        self.in_flight
+            .fetch_sub(state.items.len(), Ordering::Release);
         state.items.clear();
         state.keys.clear();
         drop(state);
@@ -275,8 +324,11 @@ impl Queue {
 
     pub(crate) fn stats(&self) -> QueueStats {
         let state = self.lock();
+        let direct = self.direct.load(Ordering::Relaxed);
         QueueStats {
             depth: state.items.len(),
+            enqueued: state.stats.enqueued + direct,
+            delivered: state.stats.delivered + direct,
             ..state.stats.clone()
         }
     }
