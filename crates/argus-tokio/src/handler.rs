@@ -342,16 +342,10 @@ impl HandlerTable {
     }
 
     async fn dispatch_with(&self, snapshot: &Snapshot, data: MarketData) {
-        let Some(last) = last_interested(snapshot, &data) else {
-            return;
-        };
+        let mut recipients = Recipients::new(snapshot, &data);
         let mut data = Some(data);
-        for (index, entry) in snapshot.entries[..=last].iter().enumerate() {
-            let Some(message) = data.as_ref() else { break };
-            if !entry.wants(message.data_type(), message.subscription()) {
-                continue;
-            }
-            if let Some(future) = self.call(entry, &mut data, index == last)
+        while let Some((entry, last)) = recipients.next(data.as_ref()) {
+            if let Some(future) = self.call(entry, &mut data, last)
                 && std::panic::AssertUnwindSafe(future)
                     .catch_unwind()
                     .await
@@ -366,16 +360,10 @@ impl HandlerTable {
     /// registration order, on this thread: for a snapshot without async
     /// handlers (an async one met here would be skipped).
     pub(crate) fn dispatch_sync(&self, snapshot: &Snapshot, data: MarketData) {
-        let Some(last) = last_interested(snapshot, &data) else {
-            return;
-        };
+        let mut recipients = Recipients::new(snapshot, &data);
         let mut data = Some(data);
-        for (index, entry) in snapshot.entries[..=last].iter().enumerate() {
-            let Some(message) = data.as_ref() else { break };
-            if !entry.wants(message.data_type(), message.subscription()) {
-                continue;
-            }
-            if self.call(entry, &mut data, index == last).is_some() {
+        while let Some((entry, last)) = recipients.next(data.as_ref()) {
+            if self.call(entry, &mut data, last).is_some() {
                 tracing::debug!(handler = %entry.id, "async handler met by a synchronous dispatch; skipped");
             }
         }
@@ -427,13 +415,40 @@ impl HandlerTable {
     }
 }
 
-/// The index of the last handler of `snapshot` that wants `data`: the one
-/// that may take the message instead of a clone.
-fn last_interested(snapshot: &Snapshot, data: &MarketData) -> Option<usize> {
-    snapshot
-        .entries
-        .iter()
-        .rposition(|e| e.wants(data.data_type(), data.subscription()))
+/// The handlers of a snapshot that want one message, in registration order,
+/// each with whether it is the last of them (which may take the message
+/// instead of a clone). The message is lent to [`next`](Self::next) only,
+/// so that the caller may hand it on between steps.
+struct Recipients<'a> {
+    entries: std::slice::Iter<'a, Arc<Entry>>,
+    /// How many entries are left up to and including the last recipient.
+    left: usize,
+}
+
+impl<'a> Recipients<'a> {
+    fn new(snapshot: &'a Snapshot, data: &MarketData) -> Self {
+        let last = snapshot
+            .entries
+            .iter()
+            .rposition(|e| e.wants(data.data_type(), data.subscription()));
+        Self {
+            entries: snapshot.entries.iter(),
+            left: last.map_or(0, |l| l + 1),
+        }
+    }
+
+    /// The next recipient of `data` (`None` once the last one took it).
+    fn next(&mut self, data: Option<&MarketData>) -> Option<(&'a Entry, bool)> {
+        let data = data?;
+        while self.left > 0 {
+            self.left -= 1;
+            let entry = self.entries.next()?;
+            if entry.wants(data.data_type(), data.subscription()) {
+                return Some((entry, self.left == 0));
+            }
+        }
+        None
+    }
 }
 
 /// The message itself for the last handler, a clone for the others.
