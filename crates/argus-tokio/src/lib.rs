@@ -1,12 +1,14 @@
 //! # argus-tokio
 //!
 //! The tokio adapter of Argus, a real-time market-data WebSocket SDK: the
-//! original Python SDK's `WebSocketClient` and `QuickStartClient` as async
-//! Rust. It runs the sans-IO [`argus_core::Client`] with real sockets
-//! (TCP, TLS through rustls, WebSocket through tokio-tungstenite), real
-//! timers and tasks, and hands market data to your handlers. Every decision
-//! (state, subscriptions, heartbeat, backoff, resume, gaps) is the core's;
-//! this crate only does the I/O.
+//! original Python SDK's `WebSocketClient`, `QuickStartClient` and
+//! `WebSocketClientManager` as async Rust on tokio. The client itself (its
+//! connection task around the sans-IO [`argus_core::Client`], handlers,
+//! queue, events) is [`argus_client`], the same for every runtime; this
+//! crate is its [`Runtime`] for tokio ([`Tokio`]: `tokio::spawn`, tokio's
+//! clock and timers, TCP, tokio-rustls and tokio-tungstenite) and names the
+//! types for it. Every decision (state, subscriptions, heartbeat, backoff,
+//! resume, gaps) is the core's.
 //!
 //! ## The smallest use
 //!
@@ -49,7 +51,7 @@
 //!   `MarketData`) or async ones (an `async fn`, or a closure returning an
 //!   `async` block); see [`WebSocketClient::add_message_handler`].
 //!   [`MessageKind::All`] sees every message (the original SDK's `"debug"`).
-//! - [`WebSocketClient::events`] is a [`Stream`](futures_util::Stream) of
+//! - [`WebSocketClient::events`] is a `futures::Stream` of
 //!   [`ClientEvent`]s: data, state changes, gaps, errors.
 //! - Timers use tokio's clock ([`tokio::time::Instant`]), so tests may run
 //!   with paused time.
@@ -80,29 +82,46 @@
 //! `argus` carrying the server's URL (without any credentials).
 #![forbid(unsafe_code)]
 
-mod client;
-mod driver;
-mod error;
-mod events;
-pub mod handler;
-mod manager;
-mod queue;
-mod quickstart;
-mod transport;
+mod runtime;
 
-pub use client::{
-    ClientBuilder, ClientStats, DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY, WeakClient,
-    WebSocketClient,
+pub use runtime::Tokio;
+
+/// A connection to an Argus server on tokio: the original SDK's
+/// `WebSocketClient` (see [`argus_client::WebSocketClient`] for its methods).
+pub type WebSocketClient = argus_client::WebSocketClient<Tokio>;
+/// A handle that does not keep a [`WebSocketClient`] alive.
+pub type WeakClient = argus_client::WeakClient<Tokio>;
+/// Builds a [`WebSocketClient`] with the adapter's own settings.
+pub type ClientBuilder = argus_client::ClientBuilder<Tokio>;
+/// The original SDK's `QuickStartClient`, on tokio.
+pub type QuickStartClient = argus_client::QuickStartClient<Tokio>;
+
+/// Many named tokio clients: the original SDK's `WebSocketClientManager`
+/// (`create_client`, `get_all_stats`, `close_all`).
+///
+/// ```no_run
+/// use argus_tokio::{ConnectionConfig, WebSocketClientManager};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = WebSocketClientManager::new();
+/// let client1 = manager.create_client("client1", ConnectionConfig::new("ws://server1.example/ws"))?;
+/// client1.connect().await?;
+/// for (name, stats) in manager.get_all_stats().await {
+///     println!("{name}: {}", serde_json::to_string(&stats)?);
+/// }
+/// manager.close_all().await;
+/// # Ok(()) }
+/// ```
+pub type WebSocketClientManager = argus_manager::WebSocketClientManager<WebSocketClient>;
+/// Why the manager could not create a tokio client.
+pub type ManagerError = argus_manager::ManagerError<BuildError>;
+
+pub use argus_client::handler;
+pub use argus_client::{
+    BuildError, CertificateDer, ClientEvent, ClientStats, ConnectError, DEFAULT_EVENT_CAPACITY,
+    DEFAULT_QUEUE_CAPACITY, EventStream, HandlerId, MessageHandler, MessageKind, QueuePolicy,
+    QueueStats, QuickStartError, Runtime, STOCK_DATA_TYPES, SubscribeError, UnsubscribeError,
 };
-pub use error::{BuildError, ConnectError, SubscribeError, UnsubscribeError};
-pub use events::{ClientEvent, EventStream};
-pub use handler::{HandlerId, MessageHandler, MessageKind};
-pub use manager::{ManagerError, WebSocketClientManager};
-pub use queue::{QueuePolicy, QueueStats};
-pub use quickstart::{QuickStartClient, QuickStartError, STOCK_DATA_TYPES};
-
-/// A DER-encoded certificate, for [`ClientBuilder::add_root_certificate`].
-pub use tokio_rustls::rustls::pki_types::CertificateDer;
 
 pub use argus_core;
 pub use argus_core::{
@@ -110,3 +129,49 @@ pub use argus_core::{
     GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig, SubscriptionId,
     UpdateFrequency,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<WebSocketClient>();
+        send_sync::<WeakClient>();
+        send_sync::<ClientStats>();
+        send::<EventStream>();
+        send_sync::<crate::ClientEvent>();
+    }
+
+    #[test]
+    fn build_checks_settings() {
+        let config = ConnectionConfig::new("ws://localhost:1/ws");
+        assert!(matches!(
+            WebSocketClient::builder(config.clone())
+                .queue_capacity(0)
+                .build(),
+            Err(BuildError::ZeroQueueCapacity)
+        ));
+        assert!(matches!(
+            WebSocketClient::new(ConnectionConfig::new("http://x")),
+            Err(BuildError::Config(_))
+        ));
+        assert!(matches!(
+            WebSocketClient::builder(config.clone())
+                .add_root_certificates_pem("not pem")
+                .build(),
+            Err(BuildError::RootCertificate(_))
+        ));
+        let client = WebSocketClient::builder(ConnectionConfig::with_api_key(
+            "ws://localhost:1/ws",
+            "sk-secret-1",
+        ))
+        .build()
+        .unwrap();
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("sk-secret-1"), "{debug}");
+        assert_eq!(client.state(), ConnectionState::Disconnected);
+    }
+}

@@ -2,17 +2,18 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use argus_core::{
     Client, ConnectionConfig, ConnectionState, GiveUpReason, Stats, SubscriptionConfig,
     SubscriptionId,
 };
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio_rustls::rustls::RootCertStore;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tracing::Instrument;
 
 use crate::driver::{Command, Driver};
@@ -20,6 +21,7 @@ use crate::error::{BuildError, ConnectError, SubscribeError, UnsubscribeError};
 use crate::events::{ClientEvent, EventStream};
 use crate::handler::{HandlerId, HandlerTable, MessageHandler, MessageKind};
 use crate::queue::{Queue, QueuePolicy, QueueStats};
+use crate::runtime::Runtime;
 
 /// Default room in the handler queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
@@ -54,17 +56,16 @@ impl Shared {
 
 /// Held by the handles only: when the last one goes, the command channel
 /// closes and the connection task shuts down.
-struct Inner {
+struct Inner<R: Runtime> {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
     /// The connection task, until the first call that needs it starts it.
-    unstarted: Mutex<Option<Driver>>,
+    unstarted: Mutex<Option<Driver<R>>>,
     config: ConnectionConfig,
 }
 
-impl Inner {
-    /// Starts the connection and handler tasks on the current tokio runtime,
-    /// once.
+impl<R: Runtime> Inner<R> {
+    /// Starts the connection and handler tasks on the runtime, once.
     fn start(&self) {
         let Some(driver) = self
             .unstarted
@@ -76,7 +77,7 @@ impl Inner {
         };
         let span = tracing::debug_span!("argus", url = %redact_url(&self.config.url));
         let shared = self.shared.clone();
-        tokio::spawn(
+        R::spawn(
             async move {
                 let mut batch = std::collections::VecDeque::new();
                 while shared.queue.pop_batch(&mut batch).await {
@@ -88,7 +89,7 @@ impl Inner {
             }
             .instrument(span.clone()),
         );
-        tokio::spawn(driver.run().instrument(span));
+        R::spawn(driver.run().instrument(span));
     }
 
     fn send(&self, command: Command) -> bool {
@@ -122,15 +123,16 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// A handler that holds a handle keeps the client alive: give it a
 /// [`WeakClient`] instead.
 ///
-/// Must be used within a tokio runtime (the tasks start at the first `async`
-/// call).
+/// `R` is the async runtime it runs on; the adapter crates name it
+/// (`argus_tokio::WebSocketClient` is `WebSocketClient<Tokio>`). The tasks
+/// start at the first `async` call, on the runtime of the task making it.
 ///
 /// ```no_run
+/// use argus_client::{ConnectionConfig, MessageKind, Runtime, WebSocketClient};
 /// use argus_core::{DataType, MarketData, SubscriptionConfig};
-/// use argus_tokio::{ConnectionConfig, MessageKind, WebSocketClient};
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = WebSocketClient::new(ConnectionConfig::new("ws://localhost:8000/ws"))?;
+/// # async fn run<R: Runtime>() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = WebSocketClient::<R>::new(ConnectionConfig::new("ws://localhost:8000/ws"))?;
 /// client.add_message_handler(MessageKind::Price, |data: &MarketData| {
 ///     println!("{} {:?}", data.symbol(), data.price());
 /// });
@@ -140,38 +142,54 @@ pub(crate) fn redact_url(url: &str) -> String {
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct WebSocketClient {
-    inner: Arc<Inner>,
+pub struct WebSocketClient<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Clone for WebSocketClient<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
 }
 
 /// A handle that does not keep the client alive; see
 /// [`WebSocketClient::downgrade`].
-#[derive(Clone, Debug)]
-pub struct WeakClient {
-    inner: Weak<Inner>,
+pub struct WeakClient<R: Runtime> {
+    inner: Weak<Inner<R>>,
 }
 
-impl WeakClient {
+impl<R: Runtime> Clone for WeakClient<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for WeakClient<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakClient")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl<R: Runtime> WeakClient<R> {
     /// The client, if a strong handle still exists.
-    pub fn upgrade(&self) -> Option<WebSocketClient> {
+    pub fn upgrade(&self) -> Option<WebSocketClient<R>> {
         self.inner.upgrade().map(|inner| WebSocketClient { inner })
     }
 }
 
-impl fmt::Debug for WebSocketClient {
+impl<R: Runtime> fmt::Debug for WebSocketClient<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketClient")
             .field("config", &self.inner.config)
             .field("state", &self.state())
             .field("handlers", &self.handler_count())
             .finish()
-    }
-}
-
-impl fmt::Debug for Inner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inner").finish_non_exhaustive()
     }
 }
 
@@ -189,7 +207,7 @@ pub struct ClientStats {
     pub handlers: usize,
 }
 
-impl WebSocketClient {
+impl<R: Runtime> WebSocketClient<R> {
     /// A client with the default adapter settings (see [`ClientBuilder`]).
     /// Nothing connects until [`connect`](Self::connect).
     pub fn new(config: ConnectionConfig) -> Result<Self, BuildError> {
@@ -198,8 +216,9 @@ impl WebSocketClient {
 
     /// A builder for the adapter's own settings: handler queue, TLS roots,
     /// randomness.
-    pub fn builder(config: ConnectionConfig) -> ClientBuilder {
+    pub fn builder(config: ConnectionConfig) -> ClientBuilder<R> {
         ClientBuilder {
+            runtime: PhantomData,
             config,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             queue_policy: QueuePolicy::default(),
@@ -295,14 +314,15 @@ impl WebSocketClient {
     /// Write the closure's argument type out: it tells the forms apart.
     ///
     /// ```no_run
-    /// # use argus_tokio::{ConnectionConfig, MessageKind, WebSocketClient};
+    /// # use argus_client::{ConnectionConfig, MessageKind, Runtime, WebSocketClient};
     /// # use argus_core::MarketData;
-    /// # let client = WebSocketClient::new(ConnectionConfig::default()).unwrap();
+    /// # fn run<R: Runtime>(client: WebSocketClient<R>) {
     /// async fn on_price(data: MarketData) {
     ///     println!("{} {:?}", data.symbol(), data.price());
     /// }
     /// client.add_message_handler(MessageKind::Price, on_price);
     /// client.add_message_handler(MessageKind::All, |data: &MarketData| println!("DEBUG: {data:?}"));
+    /// # }
     /// ```
     pub fn add_message_handler<M, H>(&self, kind: impl Into<MessageKind>, handler: H) -> HandlerId
     where
@@ -380,13 +400,11 @@ impl WebSocketClient {
                 ConnectionState::Disconnected => return Err(ConnectError::Disconnected),
                 ConnectionState::Connecting | ConnectionState::Reconnecting => {}
             }
-            tokio::select! {
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        return Err(ConnectError::Shutdown);
-                    }
-                }
-                () = self.inner.commands.closed() => return Err(ConnectError::Shutdown),
+            let changed = std::pin::pin!(state.changed());
+            let closed = std::pin::pin!(self.inner.commands.closed());
+            match futures_util::future::select(changed, closed).await {
+                futures_util::future::Either::Left((Ok(()), _)) => {}
+                _ => return Err(ConnectError::Shutdown),
             }
         }
     }
@@ -403,7 +421,7 @@ impl WebSocketClient {
 
     /// A handle that does not keep the client alive (for handlers that need
     /// to reach the client).
-    pub fn downgrade(&self) -> WeakClient {
+    pub fn downgrade(&self) -> WeakClient<R> {
         WeakClient {
             inner: Arc::downgrade(&self.inner),
         }
@@ -413,19 +431,22 @@ impl WebSocketClient {
 /// Builds a [`WebSocketClient`] with the adapter's own settings.
 ///
 /// ```
-/// use argus_tokio::{ConnectionConfig, QueuePolicy, WebSocketClient};
+/// use argus_client::{ConnectionConfig, ConnectionState, QueuePolicy, Runtime, WebSocketClient};
 ///
-/// let client = WebSocketClient::builder(ConnectionConfig::new("wss://feed.example.com/ws"))
-///     .queue_capacity(4096)
-///     .queue_policy(QueuePolicy::ConflateLatest)
-///     .rng_seed(7)
-///     .build()
-///     .unwrap();
-/// assert_eq!(client.state(), argus_tokio::ConnectionState::Disconnected);
+/// fn build<R: Runtime>() -> WebSocketClient<R> {
+///     let client = WebSocketClient::<R>::builder(ConnectionConfig::new("wss://feed.example.com/ws"))
+///         .queue_capacity(4096)
+///         .queue_policy(QueuePolicy::ConflateLatest)
+///         .rng_seed(7)
+///         .build()
+///         .unwrap();
+///     assert_eq!(client.state(), ConnectionState::Disconnected);
+///     client
+/// }
 /// ```
-#[derive(Clone, Debug)]
 #[must_use]
-pub struct ClientBuilder {
+pub struct ClientBuilder<R: Runtime> {
+    runtime: PhantomData<fn() -> R>,
     config: ConnectionConfig,
     queue_capacity: usize,
     queue_policy: QueuePolicy,
@@ -436,7 +457,40 @@ pub struct ClientBuilder {
     rng_seed: Option<u64>,
 }
 
-impl ClientBuilder {
+impl<R: Runtime> Clone for ClientBuilder<R> {
+    fn clone(&self) -> Self {
+        Self {
+            runtime: PhantomData,
+            config: self.config.clone(),
+            queue_capacity: self.queue_capacity,
+            queue_policy: self.queue_policy,
+            event_capacity: self.event_capacity,
+            roots_der: self.roots_der.clone(),
+            roots_pem: self.roots_pem.clone(),
+            builtin_roots: self.builtin_roots,
+            rng_seed: self.rng_seed,
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for ClientBuilder<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("queue_policy", &self.queue_policy)
+            .field("event_capacity", &self.event_capacity)
+            .field(
+                "added_roots",
+                &(self.roots_der.len() + self.roots_pem.len()),
+            )
+            .field("builtin_roots", &self.builtin_roots)
+            .field("rng_seed", &self.rng_seed)
+            .finish()
+    }
+}
+
+impl<R: Runtime> ClientBuilder<R> {
     /// Room in the handler queue (default [`DEFAULT_QUEUE_CAPACITY`]).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
@@ -496,7 +550,7 @@ impl ClientBuilder {
     }
 
     /// A TLS configuration of this client's own, with the added roots.
-    fn tls_with_added_roots(&self) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, BuildError> {
+    fn tls_with_added_roots(&self) -> Result<Arc<rustls::ClientConfig>, BuildError> {
         let mut roots = self.base_roots();
         for der in &self.roots_der {
             roots
@@ -523,7 +577,7 @@ impl ClientBuilder {
 
     /// Checks the settings and builds the client. Needs no runtime: the
     /// tasks start at the first `async` call.
-    pub fn build(self) -> Result<WebSocketClient, BuildError> {
+    pub fn build(self) -> Result<WebSocketClient<R>, BuildError> {
         if self.queue_capacity == 0 {
             return Err(BuildError::ZeroQueueCapacity);
         }
@@ -537,7 +591,7 @@ impl ClientBuilder {
 
         let tls = if self.roots_der.is_empty() && self.roots_pem.is_empty() {
             // Clients without roots of their own share one configuration.
-            static SHARED: [OnceLock<Arc<tokio_rustls::rustls::ClientConfig>>; 2] =
+            static SHARED: [OnceLock<Arc<rustls::ClientConfig>>; 2] =
                 [OnceLock::new(), OnceLock::new()];
             let slot = &SHARED[usize::from(self.builtin_roots)];
             match slot.get() {
@@ -579,17 +633,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handles_cross_threads() {
-        fn send_sync<T: Send + Sync + 'static>() {}
-        fn send<T: Send + 'static>() {}
-        send_sync::<WebSocketClient>();
-        send_sync::<WeakClient>();
-        send_sync::<ClientStats>();
-        send::<EventStream>();
-        send_sync::<crate::ClientEvent>();
-    }
-
-    #[test]
     fn urls_lose_their_credentials_in_logs() {
         assert_eq!(
             redact_url("wss://user:pw@feed.example.com/ws?x=1"),
@@ -597,35 +640,5 @@ mod tests {
         );
         assert_eq!(redact_url("ws://h:1/ws"), "ws://h:1/ws");
         assert_eq!(redact_url("ws://h/ws@x"), "ws://h/ws@x");
-    }
-
-    #[test]
-    fn build_checks_settings() {
-        let config = ConnectionConfig::new("ws://localhost:1/ws");
-        assert!(matches!(
-            WebSocketClient::builder(config.clone())
-                .queue_capacity(0)
-                .build(),
-            Err(BuildError::ZeroQueueCapacity)
-        ));
-        assert!(matches!(
-            WebSocketClient::new(ConnectionConfig::new("http://x")),
-            Err(BuildError::Config(_))
-        ));
-        assert!(matches!(
-            WebSocketClient::builder(config.clone())
-                .add_root_certificates_pem("not pem")
-                .build(),
-            Err(BuildError::RootCertificate(_))
-        ));
-        let client = WebSocketClient::builder(ConnectionConfig::with_api_key(
-            "ws://localhost:1/ws",
-            "sk-secret-1",
-        ))
-        .build()
-        .unwrap();
-        let debug = format!("{client:?}");
-        assert!(!debug.contains("sk-secret-1"), "{debug}");
-        assert_eq!(client.state(), ConnectionState::Disconnected);
     }
 }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argus_core::{
     Client, ConnectionState, Event, Input, LinkError, MarketData, OpenError, Stats,
@@ -20,17 +20,16 @@ use argus_core::{
 };
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio_rustls::rustls;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+use tungstenite::error::ProtocolError;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Bytes, Error as WsError, Message};
 
 use crate::client::{Shared, redact_url};
 use crate::error::{ConnectError, SubscribeError, UnsubscribeError};
 use crate::events::ClientEvent;
 use crate::handler::Snapshot;
 use crate::queue::QueuePolicy;
-use crate::transport::{self, Socket};
+use crate::runtime::{Runtime, yield_now};
 
 /// How long a close frame that the socket could not take at once may take
 /// to go out, in a task of its own, before the socket is dropped anyway.
@@ -61,31 +60,34 @@ enum Deferred {
     ),
 }
 
-type Opening = Pin<Box<dyn Future<Output = Result<Socket, OpenError>> + Send>>;
+type Opening<S> = Pin<Box<dyn Future<Output = Result<S, OpenError>> + Send>>;
 
 /// The socket, in whatever stage it is.
-enum Link {
+enum Link<S> {
     None,
-    Opening(Opening),
+    Opening(Opening<S>),
     Open {
-        socket: Box<Socket>,
+        socket: Box<S>,
         /// Frames were written since the last successful flush.
         flush: bool,
     },
 }
 
 /// The one thing a turn waited for.
-enum Step {
+enum Step<S> {
     Timeout,
-    Opened(Result<Socket, OpenError>),
+    Opened(Result<S, OpenError>),
     Frame(Option<Result<Message, WsError>>),
     Command(Option<Command>),
     Space,
 }
 
-impl Link {
+impl<S> Link<S>
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
     /// Drives the open attempt, or flushes and reads the socket.
-    fn poll_step(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Step> {
+    fn poll_step(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Step<S>> {
         match self {
             Self::None => Poll::Pending,
             Self::Opening(opening) => opening.as_mut().poll(cx).map(Step::Opened),
@@ -112,19 +114,14 @@ const READ_BATCH: usize = 64;
 /// The first batch after the socket ran dry.
 const FIRST_READ_BATCH: usize = 4;
 
-/// The clock the driver reads: tokio's, so a test may pause it.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-pub(crate) struct Driver {
+pub(crate) struct Driver<R: Runtime> {
     core: Client,
     commands: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     tls: Arc<rustls::ClientConfig>,
-    link: Link,
+    link: Link<R::Socket>,
     /// The timer, made at the first deadline and reset for later ones.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: Option<R::Timer>,
     /// A write failed while draining: the link is lost, to be fed to the
     /// core as the next turn's mutation.
     lost: Option<String>,
@@ -148,7 +145,7 @@ pub(crate) struct Driver {
     events: Vec<Event>,
 }
 
-impl Driver {
+impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         core: Client,
         commands: mpsc::UnboundedReceiver<Command>,
@@ -186,9 +183,9 @@ impl Driver {
             // after the socket runs dry.
             if !self.deliver_directly() {
                 self.shared.queue.push_batch(&mut self.batch);
-                tokio::task::yield_now().await;
+                yield_now().await;
             }
-            let at = now();
+            let at = R::now();
             if let Some(why) = self.lost.take() {
                 tracing::debug!(error = %why, "write failed; the link is lost");
                 self.core
@@ -204,47 +201,48 @@ impl Driver {
                 && !self.shared.queue.is_quiet()
                 && self.shared.queue.is_blocked();
             let step = {
-                let link = &mut self.link;
-                let timer = match deadline {
-                    Some(d) => {
-                        let at = tokio::time::Instant::from_std(d);
-                        let timer = self
-                            .timer
-                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-                        if timer.deadline() != at {
-                            timer.as_mut().reset(at);
-                        }
-                        Some(timer.as_mut())
+                if let Some(d) = deadline {
+                    match &mut self.timer {
+                        Some(timer) => R::reset(timer, d),
+                        None => self.timer = Some(R::timer(d)),
                     }
-                    None => None,
-                };
-                let timer = async move {
-                    match timer {
-                        Some(timer) => timer.await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    () = timer => Step::Timeout,
-                    step = std::future::poll_fn(|cx| link.poll_step(cx, !blocked)) => step,
-                    command = self.commands.recv() => Step::Command(command),
-                    () = self.shared.queue.space(), if blocked => Step::Space,
                 }
+                let mut timer = self.timer.as_mut().filter(|_| deadline.is_some());
+                let (link, commands) = (&mut self.link, &mut self.commands);
+                let space = self.shared.queue.space();
+                let mut space = std::pin::pin!(space);
+                // Commands before the socket: a busy feed must not starve
+                // them (there are few, and each is one turn).
+                std::future::poll_fn(|cx| {
+                    if let Some(timer) = timer.as_mut()
+                        && Pin::new(&mut **timer).poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Step::Timeout);
+                    }
+                    if let Poll::Ready(command) = commands.poll_recv(cx) {
+                        return Poll::Ready(Step::Command(command));
+                    }
+                    if blocked && space.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Step::Space);
+                    }
+                    link.poll_step(cx, !blocked)
+                })
+                .await
             };
             match step {
-                Step::Timeout => self.core.handle_timeout(now()),
+                Step::Timeout => self.core.handle_timeout(R::now()),
                 Step::Opened(Ok(socket)) => {
                     tracing::debug!("upgrade complete; waiting for welcome");
                     self.link = Link::Open {
                         socket: Box::new(socket),
                         flush: false,
                     };
-                    self.core.handle_input(now(), Input::Opened);
+                    self.core.handle_input(R::now(), Input::Opened);
                 }
                 Step::Opened(Err(error)) => {
                     tracing::debug!(%error, "connection attempt failed");
                     self.link = Link::None;
-                    self.core.handle_input(now(), Input::OpenFailed(error));
+                    self.core.handle_input(R::now(), Input::OpenFailed(error));
                 }
                 Step::Frame(frame) => {
                     self.on_frame(frame);
@@ -256,7 +254,7 @@ impl Driver {
             }
         }
         // Every handle is gone: close with 1000 and end.
-        self.core.disconnect(now());
+        self.core.disconnect(R::now());
         self.drain();
         self.batch.clear();
         self.shared.queue.close();
@@ -421,14 +419,14 @@ impl Driver {
             Transmit::Open(request) => {
                 tracing::debug!(url = %redact_url(&request.url), "opening a connection");
                 let tls = self.tls.clone();
-                self.link = Link::Opening(Box::pin(transport::open(request, tls)));
+                self.link = Link::Opening(Box::pin(R::open(request, tls)));
             }
             Transmit::Text(text) => self.send(Message::text(text)),
             Transmit::Ping(payload) => self.send(Message::Ping(Bytes::copy_from_slice(&payload))),
             Transmit::Close { code, reason } => {
                 tracing::debug!(code, reason, "closing the connection");
                 if let Link::Open { socket, .. } = std::mem::replace(&mut self.link, Link::None) {
-                    close_now(socket, code, reason);
+                    close_now::<R>(socket, code, reason);
                 }
             }
             other => tracing::debug!(?other, "transmit not understood; ignored"),
@@ -451,7 +449,7 @@ impl Driver {
     }
 
     fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) {
-        let now = now();
+        let now = R::now();
         match frame {
             Some(Ok(Message::Text(text))) => self.core.handle_input(now, Input::Text(&text)),
             Some(Ok(Message::Binary(bytes))) => self.core.handle_input(now, Input::Binary(&bytes)),
@@ -484,7 +482,7 @@ impl Driver {
                 if let Link::Open { socket, .. } = std::mem::replace(&mut self.link, Link::None)
                     && too_big
                 {
-                    close_now(socket, 1009, "message too big");
+                    close_now::<R>(socket, 1009, "message too big");
                 }
                 let input = match error {
                     WsError::Capacity(_) => Input::Failed(LinkError::MessageTooBig),
@@ -517,7 +515,7 @@ impl Driver {
     }
 
     fn on_command(&mut self, command: Command) {
-        let now = now();
+        let now = R::now();
         match command {
             Command::Connect(reply) => {
                 self.core.connect(now);
@@ -642,7 +640,7 @@ impl Driver {
 
 /// Sends a close frame if the socket takes it at once; otherwise gives it
 /// [`CLOSE_GRACE`] in a task of its own. The socket is dropped either way.
-fn close_now(mut socket: Box<Socket>, code: u16, reason: &'static str) {
+fn close_now<R: Runtime>(mut socket: Box<R::Socket>, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code: code.into(),
         reason: reason.into(),
@@ -654,8 +652,9 @@ fn close_now(mut socket: Box<Socket>, code: u16, reason: &'static str) {
         return;
     }
     if socket.flush().now_or_never().is_none() {
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+        R::spawn(async move {
+            let grace = R::timer(R::now() + CLOSE_GRACE);
+            let _ = futures_util::future::select(grace, socket.flush()).await;
         });
     }
 }

@@ -1,89 +1,34 @@
-//! Opening a connection: TCP, optional TLS (rustls with the `ring` provider),
-//! and the WebSocket upgrade, with every failure mapped to the core's
-//! [`OpenError`].
+//! Opening a connection, the runtime-independent part: the upgrade request
+//! (subprotocol, bearer key, no redirects), the WebSocket limits, the rustls
+//! configuration, and the mapping of every failure to the core's
+//! [`OpenError`]. An adapter's [`Runtime::open`](crate::Runtime::open) does
+//! the I/O in between: TCP, TLS, the upgrade.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use argus_core::{OpenError, OpenRequest};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use rustls::pki_types::ServerName;
+use tungstenite::Error as WsError;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
+use tungstenite::http::{HeaderValue, header};
+use tungstenite::protocol::WebSocketConfig;
 
 /// The most bytes of outgoing frames buffered for a socket that does not
 /// drain. A client sends little (subscribe requests, pings); a link whose
 /// buffer fills up this far is treated as lost.
-pub(crate) const MAX_WRITE_BUFFER: usize = 1 << 20;
+pub const MAX_WRITE_BUFFER: usize = 1 << 20;
 
-/// An open WebSocket over plain TCP or TLS.
-pub(crate) type Socket = WebSocketStream<Transport>;
-
-/// A TCP stream, with or without TLS.
-#[derive(Debug)]
-pub(crate) enum Transport {
-    /// `ws://`.
-    Plain(TcpStream),
-    /// `wss://`.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// Bytes read from the socket at a time. tungstenite's default (128 KiB) is
+/// zeroed on first use, so every idle client would hold it; 16 KiB still
+/// carries well over a hundred ticks per read.
+pub const READ_BUFFER: usize = 16 * 1024;
 
 /// The WebSocket limits for a request: frames and messages bounded by the
 /// configured `max_message_size`, outgoing frames written eagerly and their
 /// buffer bounded.
-/// Bytes read from the socket at a time. tungstenite's default (128 KiB) is
-/// zeroed on first use, so every idle client would hold it; 16 KiB still
-/// carries well over a hundred ticks per read.
-pub(crate) const READ_BUFFER: usize = 16 * 1024;
-
-pub(crate) fn ws_config(request: &OpenRequest) -> WebSocketConfig {
+pub fn ws_config(request: &OpenRequest) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(request.max_message_size))
@@ -92,12 +37,26 @@ pub(crate) fn ws_config(request: &OpenRequest) -> WebSocketConfig {
         .max_write_buffer_size(MAX_WRITE_BUFFER)
 }
 
-/// Opens the connection the core asked for. Never follows redirects: a 3xx
-/// answer is an [`OpenError::Http`] like any other status.
-pub(crate) async fn open(
-    request: OpenRequest,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<Socket, OpenError> {
+/// A connection ready to be opened: where to, and how.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Prepared {
+    /// The upgrade request, with `Sec-WebSocket-Protocol` and, when there
+    /// is a key, `Authorization: Bearer` (marked sensitive).
+    pub request: Request,
+    /// The host to connect to (without brackets for IPv6).
+    pub host: String,
+    /// The port (the scheme's default when the URL has none).
+    pub port: u16,
+    /// For `wss://`, the name the server's certificate must carry.
+    pub tls_name: Option<ServerName<'static>>,
+    /// The WebSocket limits.
+    pub config: WebSocketConfig,
+}
+
+/// Checks the URL and builds the upgrade request. Never follows redirects:
+/// a 3xx answer is an [`OpenError::Http`] like any other status.
+pub fn prepare(request: &OpenRequest) -> Result<Prepared, OpenError> {
     let mut http = request
         .url
         .as_str()
@@ -130,35 +89,31 @@ pub(crate) async fn open(
         value.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, value);
     }
-
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| OpenError::Network(format!("connecting to {host}:{port}: {e}")))?;
-    // Ticks are small and latency matters more than packet count.
-    let _ = tcp.set_nodelay(true);
-    let transport = if secure {
-        let name = ServerName::try_from(host.clone())
-            .map_err(|_| OpenError::InvalidUrl(format!("`{host}` is not a TLS server name")))?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-            .map_err(tls_error)?;
-        Transport::Tls(Box::new(stream))
+    let tls_name = if secure {
+        Some(
+            ServerName::try_from(host.clone())
+                .map_err(|_| OpenError::InvalidUrl(format!("`{host}` is not a TLS server name")))?,
+        )
     } else {
-        Transport::Plain(tcp)
+        None
     };
+    Ok(Prepared {
+        request: http,
+        config: ws_config(request),
+        host,
+        port,
+        tls_name,
+    })
+}
 
-    let config = ws_config(&request);
-    let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(http, transport, Some(config))
-            .await
-            .map_err(handshake_error)?;
-    Ok(socket)
+/// A failed TCP connect to `host:port`.
+pub fn connect_error(host: &str, port: u16, error: io::Error) -> OpenError {
+    OpenError::Network(format!("connecting to {host}:{port}: {error}"))
 }
 
 /// A TLS handshake failure: a rejected certificate is fatal, anything else
 /// is a network error worth retrying.
-fn tls_error(error: io::Error) -> OpenError {
+pub fn tls_error(error: io::Error) -> OpenError {
     match error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -173,7 +128,7 @@ fn tls_error(error: io::Error) -> OpenError {
 }
 
 /// A failed WebSocket upgrade.
-fn handshake_error(error: WsError) -> OpenError {
+pub fn handshake_error(error: WsError) -> OpenError {
     match error {
         WsError::Http(response) => match response.status().as_u16() {
             status @ (401 | 403) => OpenError::Unauthorized { status },
@@ -189,7 +144,7 @@ fn handshake_error(error: WsError) -> OpenError {
 
 /// Builds the rustls configuration: the `ring` provider, the safe default
 /// protocol versions, and the given roots.
-pub(crate) fn tls_config(
+pub fn tls_config(
     roots: rustls::RootCertStore,
 ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -203,7 +158,7 @@ pub(crate) fn tls_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_tungstenite::tungstenite::http::{Response, StatusCode};
+    use tungstenite::http::{Response, StatusCode};
 
     fn http(status: u16) -> WsError {
         let mut response = Response::new(None);
@@ -243,10 +198,8 @@ mod tests {
         assert!(matches!(tls_error(eof), OpenError::Network(_)));
     }
 
-    #[tokio::test]
-    async fn bad_urls_are_invalid() {
-        let roots = rustls::RootCertStore::empty();
-        let tls = tls_config(roots).unwrap();
+    #[test]
+    fn bad_urls_are_invalid() {
         for url in ["ws://exa mple.com/ws", "http://example.com/ws"] {
             let request = OpenRequest {
                 url: url.into(),
@@ -254,11 +207,28 @@ mod tests {
                 subprotocol: "argus.v1",
                 max_message_size: 1 << 20,
             };
-            let error = open(request, tls.clone()).await.unwrap_err();
+            let error = prepare(&request).unwrap_err();
             assert!(
                 matches!(error, OpenError::InvalidUrl(_)),
                 "{url}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_request_carries_the_subprotocol_and_a_sensitive_key() {
+        let request = OpenRequest {
+            url: "wss://[::1]:9443/ws".into(),
+            api_key: Some(argus_core::ApiKey::new("k-123")),
+            subprotocol: "argus.v1",
+            max_message_size: 1 << 20,
+        };
+        let prepared = prepare(&request).unwrap();
+        assert_eq!((prepared.host.as_str(), prepared.port), ("::1", 9443));
+        assert!(prepared.tls_name.is_some());
+        let headers = prepared.request.headers();
+        assert_eq!(headers[header::SEC_WEBSOCKET_PROTOCOL], "argus.v1");
+        assert!(headers[header::AUTHORIZATION].is_sensitive());
+        assert!(!format!("{prepared:?}").contains("k-123"));
     }
 }

@@ -1,6 +1,8 @@
 //! The original SDK's `QuickStartClient`: a client in one call, stocks in
 //! another.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use argus_core::{
@@ -10,6 +12,7 @@ use argus_core::{
 use crate::client::WebSocketClient;
 use crate::error::{BuildError, ConnectError, SubscribeError};
 use crate::handler::{MessageHandler, MessageKind};
+use crate::runtime::Runtime;
 
 /// The data types [`QuickStartClient::subscribe_stocks`] asks for.
 pub const STOCK_DATA_TYPES: [DataType; 2] = [DataType::Price, DataType::Volume];
@@ -26,14 +29,15 @@ pub enum QuickStartError {
     Subscribe(#[from] SubscribeError),
 }
 
-/// Shortcuts for the common case, as in the original SDK.
+/// Shortcuts for the common case, as in the original SDK, on runtime `R`
+/// (each adapter names it: `argus_tokio::QuickStartClient`).
 ///
 /// ```no_run
+/// use argus_client::{QuickStartClient, Runtime};
 /// use argus_core::MarketData;
-/// use argus_tokio::QuickStartClient;
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = QuickStartClient::create("ws://localhost:8000/ws", None).await?;
+/// # async fn run<R: Runtime>() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = QuickStartClient::<R>::create("ws://localhost:8000/ws", None).await?;
 /// client.connect().await?;
 /// let id = QuickStartClient::subscribe_stocks(&client, ["AAPL", "GOOGL", "MSFT"], |data: &MarketData| {
 ///     println!("price update: {data:?}");
@@ -43,19 +47,24 @@ pub enum QuickStartError {
 /// client.disconnect().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct QuickStartClient;
+pub struct QuickStartClient<R: Runtime>(PhantomData<fn() -> R>);
+
+impl<R: Runtime> fmt::Debug for QuickStartClient<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QuickStartClient")
+    }
+}
 
 static NEXT_SUBSCRIPTION: AtomicU64 = AtomicU64::new(1);
 
-impl QuickStartClient {
+impl<R: Runtime> QuickStartClient<R> {
     /// A client for `url` with the default settings and an optional api key.
     /// It does not connect yet: call [`WebSocketClient::connect`] (or let
     /// [`subscribe_stocks`](Self::subscribe_stocks) do it).
     pub async fn create(
         url: impl Into<String>,
         api_key: Option<&str>,
-    ) -> Result<WebSocketClient, BuildError> {
+    ) -> Result<WebSocketClient<R>, BuildError> {
         let config = ConnectionConfig {
             api_key: api_key.map(ApiKey::from),
             ..ConnectionConfig::new(url)
@@ -68,7 +77,7 @@ impl QuickStartClient {
     /// returns the id once the server acknowledged it. Connects first when
     /// the client is not connected. On failure the handler is removed again.
     pub async fn subscribe_stocks<M, H, S>(
-        client: &WebSocketClient,
+        client: &WebSocketClient<R>,
         symbols: impl IntoIterator<Item = S>,
         handler: H,
     ) -> Result<SubscriptionId, QuickStartError>
