@@ -15,10 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use argus_async_std::AsyncStd;
 use argus_benches::hand_parse;
+use argus_client::{QueuePolicy, Runtime, WebSocketClient};
 use argus_core::{ConnectionConfig, DataType, MarketData, SubscriptionConfig, Timestamp};
 use argus_server::{FirehoseConfig, Server, ServerConfig};
-use argus_tokio::{QueuePolicy, WebSocketClient};
+use argus_tokio::Tokio;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
@@ -48,7 +50,12 @@ const CONTENDERS: &[(&str, RunFn)] = &[
     ("hand-written tokio-tungstenite + serde_json", |job| {
         Box::pin(hand_loop(job))
     }),
-    ("argus-tokio", |job| Box::pin(argus_tokio_client(job))),
+    ("argus-tokio", |job| Box::pin(argus_client::<Tokio>(job))),
+    // The client's tasks run on async-std's executor; this invocation's
+    // tokio runtime only waits for the outcome.
+    ("argus-async-std", |job| {
+        Box::pin(async_std::task::spawn(argus_client::<AsyncStd>(job)))
+    }),
 ];
 
 fn latency_of(ts: Timestamp) -> f64 {
@@ -127,12 +134,14 @@ async fn hand_loop(job: Job) -> Outcome {
     }
 }
 
-async fn argus_tokio_client(job: Job) -> Outcome {
+/// An Argus client on runtime `R`, with its defaults (backpressure, one
+/// synchronous handler).
+async fn argus_client<R: Runtime>(job: Job) -> Outcome {
     let config = ConnectionConfig::builder(job.url.as_str())
         .max_message_size(1 << 20)
         .build()
         .expect("config");
-    let client = WebSocketClient::builder(config)
+    let client = WebSocketClient::<R>::builder(config)
         .queue_policy(QueuePolicy::Backpressure)
         .build()
         .expect("client");
@@ -355,7 +364,8 @@ fn rss(args: &[String]) {
         // One client first, kept: what every client shares (the runtime, the
         // TLS configuration, the allocator's arenas) is then counted out,
         // and no later client reuses memory it freed.
-        let first = WebSocketClient::new(ConnectionConfig::new(url.as_str())).expect("client");
+        let first =
+            WebSocketClient::<Tokio>::new(ConnectionConfig::new(url.as_str())).expect("client");
         first.connect().await.expect("connect");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let before = rss_kib();

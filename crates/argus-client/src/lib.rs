@@ -47,6 +47,7 @@
 //! the oldest, or conflate to the latest per (symbol, data type).
 #![forbid(unsafe_code)]
 
+mod adapter;
 mod client;
 mod driver;
 mod error;
@@ -82,3 +83,4 @@ pub use argus_core::{
     GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig, SubscriptionId,
     UpdateFrequency,
 };
+pub use argus_manager;

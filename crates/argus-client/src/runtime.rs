@@ -26,8 +26,9 @@ pub trait Runtime: Send + Sync + 'static {
         + Unpin
         + 'static;
 
-    /// A timer that completes at its deadline and can be moved.
-    type Timer: Future<Output = ()> + Send + Unpin + 'static;
+    /// A timer that completes at its deadline (with whatever output) and
+    /// can be moved.
+    type Timer: Future + Send + Unpin + 'static;
 
     /// Runs `task` in the background.
     fn spawn<F>(task: F)

@@ -86,49 +86,7 @@ mod runtime;
 
 pub use runtime::Tokio;
 
-/// A connection to an Argus server on tokio: the original SDK's
-/// `WebSocketClient` (see [`argus_client::WebSocketClient`] for its methods).
-pub type WebSocketClient = argus_client::WebSocketClient<Tokio>;
-/// A handle that does not keep a [`WebSocketClient`] alive.
-pub type WeakClient = argus_client::WeakClient<Tokio>;
-/// Builds a [`WebSocketClient`] with the adapter's own settings.
-pub type ClientBuilder = argus_client::ClientBuilder<Tokio>;
-/// The original SDK's `QuickStartClient`, on tokio.
-pub type QuickStartClient = argus_client::QuickStartClient<Tokio>;
-
-/// Many named tokio clients: the original SDK's `WebSocketClientManager`
-/// (`create_client`, `get_all_stats`, `close_all`).
-///
-/// ```no_run
-/// use argus_tokio::{ConnectionConfig, WebSocketClientManager};
-///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let manager = WebSocketClientManager::new();
-/// let client1 = manager.create_client("client1", ConnectionConfig::new("ws://server1.example/ws"))?;
-/// client1.connect().await?;
-/// for (name, stats) in manager.get_all_stats().await {
-///     println!("{name}: {}", serde_json::to_string(&stats)?);
-/// }
-/// manager.close_all().await;
-/// # Ok(()) }
-/// ```
-pub type WebSocketClientManager = argus_manager::WebSocketClientManager<WebSocketClient>;
-/// Why the manager could not create a tokio client.
-pub type ManagerError = argus_manager::ManagerError<BuildError>;
-
-pub use argus_client::handler;
-pub use argus_client::{
-    BuildError, CertificateDer, ClientEvent, ClientStats, ConnectError, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_QUEUE_CAPACITY, EventStream, HandlerId, MessageHandler, MessageKind, QueuePolicy,
-    QueueStats, QuickStartError, Runtime, STOCK_DATA_TYPES, SubscribeError, UnsubscribeError,
-};
-
-pub use argus_core;
-pub use argus_core::{
-    ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
-    GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig, SubscriptionId,
-    UpdateFrequency,
-};
+argus_client::adapter!(Tokio, "tokio");
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,50 @@
+//! What every adapter crate exports, named for its runtime.
+
+/// Declares an adapter's public types for runtime `$runtime`: the client,
+/// its builder and weak handle, the quick-start client and the manager as
+/// aliases, and everything else of this crate and the core as re-exports.
+/// `$name` is the runtime's name in the docs.
+///
+/// ```ignore
+/// argus_client::adapter!(Tokio, "tokio");
+/// ```
+#[macro_export]
+macro_rules! adapter {
+    ($runtime:ty, $name:literal) => {
+        #[doc = concat!(
+                    "A connection to an Argus server on ", $name,
+                    ": the original SDK's `WebSocketClient`. Its methods are documented on ",
+                    "[`argus_client::WebSocketClient`]."
+                )]
+        pub type WebSocketClient = $crate::WebSocketClient<$runtime>;
+        /// A handle that does not keep a [`WebSocketClient`] alive.
+        pub type WeakClient = $crate::WeakClient<$runtime>;
+        /// Builds a [`WebSocketClient`] with the adapter's own settings.
+        pub type ClientBuilder = $crate::ClientBuilder<$runtime>;
+        #[doc = concat!("The original SDK's `QuickStartClient`, on ", $name, ".")]
+        pub type QuickStartClient = $crate::QuickStartClient<$runtime>;
+        #[doc = concat!(
+                    "Many named ", $name, " clients: the original SDK's `WebSocketClientManager` ",
+                    "(`create_client`, `get_all_stats`, `close_all`)."
+                )]
+        pub type WebSocketClientManager =
+            $crate::argus_manager::WebSocketClientManager<WebSocketClient>;
+        /// Why the manager could not create a client.
+        pub type ManagerError = $crate::argus_manager::ManagerError<$crate::BuildError>;
+
+        pub use $crate::handler;
+        pub use $crate::{
+            BuildError, CertificateDer, ClientEvent, ClientStats, ConnectError,
+            DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY, EventStream, HandlerId, MessageHandler,
+            MessageKind, QueuePolicy, QueueStats, QuickStartError, Runtime, STOCK_DATA_TYPES,
+            SubscribeError, UnsubscribeError,
+        };
+
+        pub use $crate::argus_core;
+        pub use $crate::argus_core::{
+            ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
+            GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig,
+            SubscriptionId, UpdateFrequency,
+        };
+    };
+}
