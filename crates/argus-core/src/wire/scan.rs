@@ -239,7 +239,7 @@ fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
     Some(())
 }
 
-/// The members every data message has, as they are read.
+/// The members every data message has.
 #[derive(Default)]
 struct Common<'a> {
     kind: Option<&'a str>,
@@ -249,89 +249,88 @@ struct Common<'a> {
     timestamp: Option<&'a str>,
 }
 
-/// The members every data message has, all present.
-struct Header<'a> {
-    sub: Cow<'a, str>,
-    seq: u64,
-    symbol: Cow<'a, str>,
-    timestamp: Cow<'a, str>,
-}
-
-/// Reads a data frame: the common members here, the others by `own`
-/// (which reads the value of a key it knows, and gives up on any other).
-/// `None` when the frame is not of the expected shape or lacks a common
-/// member.
-fn data_frame<'a>(
-    text: &'a str,
-    mut own: impl FnMut(&mut Scanner<'a>, &str) -> Option<()>,
-) -> Option<Header<'a>> {
-    let mut c = Common::default();
-    Scanner::new(text).object(|s, key| match key {
-        "type" => once(&mut c.kind, s.string()),
-        "sub" => once(&mut c.sub, s.string()),
-        "seq" => once(&mut c.seq, s.u64()),
-        "symbol" => once(&mut c.symbol, s.string()),
-        "timestamp" => once(&mut c.timestamp, s.string()),
-        other => own(s, other),
-    })?;
-    Some(Header {
-        sub: Cow::Borrowed(c.sub?),
-        seq: c.seq?,
-        symbol: Cow::Borrowed(c.symbol?),
-        timestamp: Cow::Borrowed(c.timestamp?),
-    })
+impl<'a> Common<'a> {
+    /// Reads the value of `key` when it is a common member: `Some(true)`
+    /// when read, `Some(false)` when `key` is another member, `None` to
+    /// give up.
+    fn member(&mut self, s: &mut Scanner<'a>, key: &str) -> Option<bool> {
+        match key {
+            "type" => once(&mut self.kind, s.string())?,
+            "sub" => once(&mut self.sub, s.string())?,
+            "seq" => once(&mut self.seq, s.u64())?,
+            "symbol" => once(&mut self.symbol, s.string())?,
+            "timestamp" => once(&mut self.timestamp, s.string())?,
+            _ => return Some(false),
+        }
+        Some(true)
+    }
 }
 
 /// A `price` frame, or `None` to leave it to serde_json.
 pub(super) fn price(text: &str) -> Option<PriceTick<'_>> {
+    let mut common = Common::default();
     let mut price = None;
-    let h = data_frame(text, |s, key| match key {
-        "price" => once(&mut price, s.f64()),
-        _ => None,
+    Scanner::new(text).object(|s, key| {
+        if common.member(s, key)? {
+            return Some(());
+        }
+        match key {
+            "price" => once(&mut price, s.f64()),
+            _ => None,
+        }
     })?;
-    let price = price?;
     Some(PriceTick {
-        sub: h.sub,
-        seq: h.seq,
-        symbol: h.symbol,
-        price,
-        timestamp: h.timestamp,
+        sub: Cow::Borrowed(common.sub?),
+        seq: common.seq?,
+        symbol: Cow::Borrowed(common.symbol?),
+        price: price?,
+        timestamp: Cow::Borrowed(common.timestamp?),
     })
 }
 
 /// A `volume` frame, or `None` to leave it to serde_json.
 pub(super) fn volume(text: &str) -> Option<VolumeTick<'_>> {
+    let mut common = Common::default();
     let mut volume = None;
-    let h = data_frame(text, |s, key| match key {
-        "volume" => once(&mut volume, s.u64()),
-        _ => None,
+    Scanner::new(text).object(|s, key| {
+        if common.member(s, key)? {
+            return Some(());
+        }
+        match key {
+            "volume" => once(&mut volume, s.u64()),
+            _ => None,
+        }
     })?;
-    let volume = volume?;
     Some(VolumeTick {
-        sub: h.sub,
-        seq: h.seq,
-        symbol: h.symbol,
-        volume,
-        timestamp: h.timestamp,
+        sub: Cow::Borrowed(common.sub?),
+        seq: common.seq?,
+        symbol: Cow::Borrowed(common.symbol?),
+        volume: volume?,
+        timestamp: Cow::Borrowed(common.timestamp?),
     })
 }
 
 /// An `orderbook` frame, or `None` to leave it to serde_json.
 pub(super) fn order_book(text: &str) -> Option<OrderBookSnapshot<'_>> {
+    let mut common = Common::default();
     let (mut bids, mut asks) = (None, None);
-    let h = data_frame(text, |s, key| match key {
-        "bids" => once(&mut bids, s.levels()),
-        "asks" => once(&mut asks, s.levels()),
-        _ => None,
+    Scanner::new(text).object(|s, key| {
+        if common.member(s, key)? {
+            return Some(());
+        }
+        match key {
+            "bids" => once(&mut bids, s.levels()),
+            "asks" => once(&mut asks, s.levels()),
+            _ => None,
+        }
     })?;
-    let (bids, asks) = (bids?, asks?);
     Some(OrderBookSnapshot {
-        sub: h.sub,
-        seq: h.seq,
-        symbol: h.symbol,
-        bids,
-        asks,
-        timestamp: h.timestamp,
+        sub: Cow::Borrowed(common.sub?),
+        seq: common.seq?,
+        symbol: Cow::Borrowed(common.symbol?),
+        bids: bids?,
+        asks: asks?,
+        timestamp: Cow::Borrowed(common.timestamp?),
     })
 }
 
