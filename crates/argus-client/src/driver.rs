@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argus_core::{
     Client, ConnectionState, Event, Input, LinkError, MarketData, OpenError, Stats,
@@ -245,8 +245,9 @@ impl<R: Runtime> Driver<R> {
                     self.core.handle_input(R::now(), Input::OpenFailed(error));
                 }
                 Step::Frame(frame) => {
-                    self.on_frame(frame);
-                    self.read_ready_frames();
+                    let arrived = R::now();
+                    self.on_frame(frame, arrived);
+                    self.read_ready_frames(arrived);
                 }
                 Step::Command(Some(command)) => self.on_command(command),
                 Step::Command(None) => break,
@@ -269,7 +270,11 @@ impl<R: Runtime> Driver<R> {
     /// The batch starts small and doubles while the socket keeps having more
     /// (up to [`READ_BATCH`]): a short burst reaches the handlers after a few
     /// frames, a saturated feed is read in large batches.
-    fn read_ready_frames(&mut self) {
+    ///
+    /// Every frame of the batch was already buffered when the batch began,
+    /// at `arrived`: data frames are fed with that time, which saves a
+    /// clock read a frame (control frames read the clock afresh).
+    fn read_ready_frames(&mut self, arrived: Instant) {
         let budget = if self.shared.queue.is_quiet() {
             self.read_batch
         } else {
@@ -286,7 +291,7 @@ impl<R: Runtime> Driver<R> {
             };
             self.drain();
             self.deliver_directly();
-            self.on_frame(frame);
+            self.on_frame(frame, arrived);
             read += 1;
         }
         self.read_batch = if read == self.read_batch {
@@ -306,15 +311,7 @@ impl<R: Runtime> Driver<R> {
         if self.batch.is_empty() {
             return true;
         }
-        if !self.direct || !self.shared.queue.is_quiet() {
-            return false;
-        }
-        let generation = self.shared.handlers.generation();
-        if generation != self.handlers_generation {
-            self.handlers = self.shared.handlers.snapshot();
-            self.handlers_generation = generation;
-        }
-        if self.handlers.any_async() {
+        if !self.may_deliver_directly() {
             return false;
         }
         let n = self.batch.len();
@@ -323,6 +320,21 @@ impl<R: Runtime> Driver<R> {
         }
         self.shared.queue.delivered_directly(n as u64);
         true
+    }
+
+    /// Whether this task may call the handlers itself now (see
+    /// [`deliver_directly`](Self::deliver_directly)); refreshes its view of
+    /// the handler table when the table changed.
+    fn may_deliver_directly(&mut self) -> bool {
+        if !self.direct || !self.shared.queue.is_quiet() {
+            return false;
+        }
+        let generation = self.shared.handlers.generation();
+        if generation != self.handlers_generation {
+            self.handlers = self.shared.handlers.snapshot();
+            self.handlers_generation = generation;
+        }
+        !self.handlers.any_async()
     }
 
     /// Drains every output of the core: transmits, then events; then
@@ -448,8 +460,14 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) {
-        let now = R::now();
+    /// Feeds one frame read from the socket; a data frame with the time it
+    /// was seen `arrived`, anything else with the clock read now (a pong's
+    /// round trip, say, is measured to the moment it is handled).
+    fn on_frame(&mut self, frame: Option<Result<Message, WsError>>, arrived: Instant) {
+        let now = match &frame {
+            Some(Ok(Message::Text(_))) => arrived,
+            _ => R::now(),
+        };
         match frame {
             Some(Ok(Message::Text(text))) => self.core.handle_input(now, Input::Text(&text)),
             Some(Ok(Message::Binary(bytes))) => self.core.handle_input(now, Input::Binary(&bytes)),
@@ -558,13 +576,20 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Hands market data to the event streams, if any listens, and to this
-    /// turn's batch for the handlers.
+    /// Hands market data to the event streams, if any listens, and to the
+    /// handlers: at once when this task may call them itself, otherwise to
+    /// this turn's batch.
     fn route_data(&mut self, data: MarketData) {
         if let Some(events) = self.shared.events.get().filter(|e| e.receiver_count() > 0) {
             let _ = events.send(ClientEvent::Data(data.clone()));
         }
-        self.batch.push(data);
+        // Nothing waiting before it: straight to the handlers when allowed.
+        if self.batch.is_empty() && self.may_deliver_directly() {
+            self.shared.handlers.dispatch_sync(&self.handlers, data);
+            self.shared.queue.delivered_directly(1);
+        } else {
+            self.batch.push(data);
+        }
     }
 
     /// Hands an event on: to the event streams, the handler queue, and the
