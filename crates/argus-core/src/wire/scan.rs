@@ -1,6 +1,9 @@
 //! The fast path for data messages: a scanner that reads a `price`,
 //! `volume` or `orderbook` frame in one pass, for the shapes a server
-//! writes, and gives up on anything else.
+//! writes, and gives up on anything else. It tries the reference server's
+//! exact layout first (its member order, no whitespace: fixed literals
+//! between the values, no key matching), then any member order with any
+//! whitespace.
 //!
 //! It accepts a strict subset of what serde_json accepts for the same
 //! struct, and yields the same value: any member it does not expect (an
@@ -171,6 +174,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Consumes `literal` exactly (no whitespace skipped).
+    fn literal(&mut self, literal: &str) -> Option<()> {
+        let rest = self.text.as_bytes().get(self.at..)?;
+        rest.starts_with(literal.as_bytes())
+            .then(|| self.at += literal.len())
+    }
+
+    /// Nothing left.
+    fn end(&self) -> Option<()> {
+        (self.at == self.text.len()).then_some(())
+    }
+
     /// Reads the object member by member, handing each key to `member`,
     /// which reads the value (or returns `None` to give up). Ends at the
     /// closing brace, which only whitespace may follow.
@@ -266,8 +281,90 @@ impl<'a> Common<'a> {
     }
 }
 
-/// A `price` frame, or `None` to leave it to serde_json.
+/// A `price` frame exactly as the reference server lays it out (members in
+/// its order, no whitespace), or `None`.
+fn price_as_written(text: &str) -> Option<PriceTick<'_>> {
+    let mut s = Scanner::new(text);
+    s.literal(r#"{"type":"price","sub":"#)?;
+    let sub = s.string()?;
+    s.literal(r#","seq":"#)?;
+    let seq = s.u64()?;
+    s.literal(r#","symbol":"#)?;
+    let symbol = s.string()?;
+    s.literal(r#","price":"#)?;
+    let price = s.f64()?;
+    s.literal(r#","timestamp":"#)?;
+    let timestamp = s.string()?;
+    s.literal("}")?;
+    s.end()?;
+    Some(PriceTick {
+        sub: Cow::Borrowed(sub),
+        seq,
+        symbol: Cow::Borrowed(symbol),
+        price,
+        timestamp: Cow::Borrowed(timestamp),
+    })
+}
+
+/// A `volume` frame exactly as the reference server lays it out, or `None`.
+fn volume_as_written(text: &str) -> Option<VolumeTick<'_>> {
+    let mut s = Scanner::new(text);
+    s.literal(r#"{"type":"volume","sub":"#)?;
+    let sub = s.string()?;
+    s.literal(r#","seq":"#)?;
+    let seq = s.u64()?;
+    s.literal(r#","symbol":"#)?;
+    let symbol = s.string()?;
+    s.literal(r#","volume":"#)?;
+    let volume = s.u64()?;
+    s.literal(r#","timestamp":"#)?;
+    let timestamp = s.string()?;
+    s.literal("}")?;
+    s.end()?;
+    Some(VolumeTick {
+        sub: Cow::Borrowed(sub),
+        seq,
+        symbol: Cow::Borrowed(symbol),
+        volume,
+        timestamp: Cow::Borrowed(timestamp),
+    })
+}
+
+/// An `orderbook` frame exactly as the reference server lays it out, or
+/// `None`.
+fn order_book_as_written(text: &str) -> Option<OrderBookSnapshot<'_>> {
+    let mut s = Scanner::new(text);
+    s.literal(r#"{"type":"orderbook","sub":"#)?;
+    let sub = s.string()?;
+    s.literal(r#","seq":"#)?;
+    let seq = s.u64()?;
+    s.literal(r#","symbol":"#)?;
+    let symbol = s.string()?;
+    s.literal(r#","bids":"#)?;
+    let bids = s.levels()?;
+    s.literal(r#","asks":"#)?;
+    let asks = s.levels()?;
+    s.literal(r#","timestamp":"#)?;
+    let timestamp = s.string()?;
+    s.literal("}")?;
+    s.end()?;
+    Some(OrderBookSnapshot {
+        sub: Cow::Borrowed(sub),
+        seq,
+        symbol: Cow::Borrowed(symbol),
+        bids,
+        asks,
+        timestamp: Cow::Borrowed(timestamp),
+    })
+}
+
+/// A `price` frame, or `None` to leave it to serde_json: the server's own
+/// layout first (one pass, no key matching), then any member order and
+/// whitespace.
 pub(super) fn price(text: &str) -> Option<PriceTick<'_>> {
+    if let Some(tick) = price_as_written(text) {
+        return Some(tick);
+    }
     let mut common = Common::default();
     let mut price = None;
     Scanner::new(text).object(|s, key| {
@@ -288,8 +385,12 @@ pub(super) fn price(text: &str) -> Option<PriceTick<'_>> {
     })
 }
 
-/// A `volume` frame, or `None` to leave it to serde_json.
+/// A `volume` frame, or `None` to leave it to serde_json (layouts as for
+/// [`price`]).
 pub(super) fn volume(text: &str) -> Option<VolumeTick<'_>> {
+    if let Some(tick) = volume_as_written(text) {
+        return Some(tick);
+    }
     let mut common = Common::default();
     let mut volume = None;
     Scanner::new(text).object(|s, key| {
@@ -310,8 +411,12 @@ pub(super) fn volume(text: &str) -> Option<VolumeTick<'_>> {
     })
 }
 
-/// An `orderbook` frame, or `None` to leave it to serde_json.
+/// An `orderbook` frame, or `None` to leave it to serde_json (layouts as
+/// for [`price`]).
 pub(super) fn order_book(text: &str) -> Option<OrderBookSnapshot<'_>> {
+    if let Some(book) = order_book_as_written(text) {
+        return Some(book);
+    }
     let mut common = Common::default();
     let (mut bids, mut asks) = (None, None);
     Scanner::new(text).object(|s, key| {
