@@ -287,74 +287,116 @@ fn levels_text() -> impl Strategy<Value = String> {
     })
 }
 
-/// A data frame of `kind`, its members in any order, with whitespace,
-/// sometimes a member missing, repeated or unknown, sometimes a byte
-/// changed.
-fn data_frame() -> impl Strategy<Value = String> {
-    let kind = prop::sample::select(vec!["price", "volume", "orderbook"]);
+/// The values of one data frame, each as JSON text (some of it not JSON).
+#[derive(Clone, Debug)]
+struct Values {
+    kind: &'static str,
+    sub: String,
+    seq: String,
+    symbol: String,
+    price: String,
+    volume: String,
+    bids: String,
+    asks: String,
+    timestamp: String,
+}
+
+impl Values {
+    /// The members of this kind of frame, in the server's order.
+    fn members(&self) -> Vec<(&'static str, String)> {
+        let mut members = vec![
+            ("sub", self.sub.clone()),
+            ("seq", self.seq.clone()),
+            ("symbol", self.symbol.clone()),
+        ];
+        match self.kind {
+            "price" => members.push(("price", self.price.clone())),
+            "volume" => members.push(("volume", self.volume.clone())),
+            _ => {
+                members.push(("bids", self.bids.clone()));
+                members.push(("asks", self.asks.clone()));
+            }
+        }
+        members.push(("timestamp", self.timestamp.clone()));
+        members
+    }
+}
+
+fn values() -> impl Strategy<Value = Values> {
     (
-        kind,
+        prop::sample::select(vec!["price", "volume", "orderbook"]),
+        (string_text(), integer_text(), string_text()),
+        (float_text(), integer_text(), levels_text(), levels_text()),
         string_text(),
-        integer_text(),
-        string_text(),
-        float_text(),
-        integer_text(),
-        (levels_text(), levels_text()),
-        string_text(),
+    )
+        .prop_map(
+            |(kind, (sub, seq, symbol), (price, volume, bids, asks), timestamp)| Values {
+                kind,
+                sub,
+                seq,
+                symbol,
+                price,
+                volume,
+                bids,
+                asks,
+                timestamp,
+            },
+        )
+}
+
+/// Sometimes one byte of the frame changed.
+fn edit() -> impl Strategy<Value = Option<(prop::sample::Index, u8)>> {
+    prop::option::of((any::<prop::sample::Index>(), any::<u8>()))
+}
+
+fn edited(frame: String, edit: Option<(prop::sample::Index, u8)>) -> String {
+    let Some((at, byte)) = edit else {
+        return frame;
+    };
+    let mut bytes = frame.into_bytes();
+    let i = at.index(bytes.len());
+    bytes[i] = byte;
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A data frame, its members in any order, with whitespace, sometimes a
+/// member missing, repeated or unknown, sometimes a byte changed.
+fn data_frame() -> impl Strategy<Value = String> {
+    (
+        values(),
         prop::collection::vec(ws(), 8),
         0..6usize,
         any::<prop::sample::Index>(),
-        prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        edit(),
     )
-        .prop_flat_map(
-            |(kind, sub, seq, symbol, price, volume, (bids, asks), ts, ws, twist, pick, edit)| {
-                let mut members = vec![
-                    ("sub", sub),
-                    ("seq", seq),
-                    ("symbol", symbol),
-                    ("timestamp", ts),
-                ];
-                match kind {
-                    "price" => members.push(("price", price)),
-                    "volume" => members.push(("volume", volume)),
-                    _ => {
-                        members.push(("bids", bids));
-                        members.push(("asks", asks));
-                    }
+        .prop_flat_map(|(values, ws, twist, pick, edit)| {
+            let mut members = values.members();
+            match twist {
+                0 => {
+                    members.remove(pick.index(members.len()));
                 }
-                match twist {
-                    0 => {
-                        members.remove(pick.index(members.len()));
-                    }
-                    1 => {
-                        let m = members[pick.index(members.len())].clone();
-                        members.push(m);
-                    }
-                    2 => members.push(("extra", "[1,{\"a\":2}]".to_owned())),
-                    _ => {}
+                1 => {
+                    let m = members[pick.index(members.len())].clone();
+                    members.push(m);
                 }
-                let members: Vec<String> = members
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (k, v))| format!("{0}\"{k}\"{0}:{1}{v}", ws[i % 8], ws[(i + 3) % 8]))
-                    .collect();
-                (Just(members).prop_shuffle(), Just((kind, ws, edit)))
-            },
-        )
+                2 => members.push(("extra", "[1,{\"a\":2}]".to_owned())),
+                _ => {}
+            }
+            let members: Vec<String> = members
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, v))| format!("{0}\"{k}\"{0}:{1}{v}", ws[i % 8], ws[(i + 3) % 8]))
+                .collect();
+            (Just(members).prop_shuffle(), Just((values.kind, ws, edit)))
+        })
         .prop_map(|(members, (kind, ws, edit))| {
-            let mut frame = format!(
+            let frame = format!(
                 "{{\"type\":\"{kind}\",{}{}}}{}",
                 members.join(","),
                 ws[1],
                 ws[2]
             );
-            if let Some((at, byte)) = edit {
-                let mut bytes = frame.into_bytes();
-                let i = at.index(bytes.len());
-                bytes[i] = byte;
-                frame = String::from_utf8_lossy(&bytes).into_owned();
-            }
-            frame
+            edited(frame, edit)
         })
 }
 
@@ -363,36 +405,23 @@ fn data_frame() -> impl Strategy<Value = String> {
 /// after it: the scanner's first path.
 fn written_frame() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec!["price", "volume", "orderbook"]),
-        string_text(),
-        integer_text(),
-        string_text(),
-        float_text(),
-        integer_text(),
-        (levels_text(), levels_text()),
-        string_text(),
-        prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        values(),
+        edit(),
         prop::sample::select(vec!["", "", "", " ", "x", "}", ","]),
     )
-        .prop_map(
-            |(kind, sub, seq, symbol, price, volume, (bids, asks), ts, edit, tail)| {
-                let body = match kind {
-                    "price" => format!(r#""price":{price}"#),
-                    "volume" => format!(r#""volume":{volume}"#),
-                    _ => format!(r#""bids":{bids},"asks":{asks}"#),
-                };
-                let mut frame = format!(
-                    r#"{{"type":"{kind}","sub":{sub},"seq":{seq},"symbol":{symbol},{body},"timestamp":{ts}}}{tail}"#
-                );
-                if let Some((at, byte)) = edit {
-                    let mut bytes = frame.into_bytes();
-                    let i = at.index(bytes.len());
-                    bytes[i] = byte;
-                    frame = String::from_utf8_lossy(&bytes).into_owned();
-                }
-                frame
-            },
-        )
+        .prop_map(|(values, edit, tail)| {
+            let members: Vec<String> = values
+                .members()
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            let frame = format!(
+                "{{\"type\":\"{}\",{}}}{tail}",
+                values.kind,
+                members.join(",")
+            );
+            edited(frame, edit)
+        })
 }
 
 /// What serde_json alone makes of a data frame (the decoder before the
