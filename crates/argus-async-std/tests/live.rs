@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use argus_async_std::{
     ClientEvent, ConnectError, ConnectionConfig, ConnectionState, DataType, DisconnectReason,
-    MarketData, MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
+    GiveUpReason, MarketData, MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
 };
 use argus_server::{Server, ServerConfig, ServerHandle, TlsConfig};
 use async_std::channel;
@@ -228,7 +228,10 @@ fn wss_with_a_trusted_custom_root_gets_data_and_an_untrusted_one_is_fatal() {
             .await
             .unwrap_err();
         assert!(
-            matches!(error, ConnectError::Fatal(OpenError::Certificate(_))),
+            matches!(
+                error,
+                ConnectError::GaveUp(GiveUpReason::Fatal(OpenError::Certificate(_)))
+            ),
             "{error:?}"
         );
         assert_eq!(untrusted.stats().await.connection.connect_attempts, 1);
@@ -251,7 +254,7 @@ fn a_wrong_key_is_fatal_after_one_attempt_and_never_shown() {
         assert!(
             matches!(
                 error,
-                ConnectError::Fatal(OpenError::Unauthorized { status: 401 })
+                ConnectError::GaveUp(GiveUpReason::Fatal(OpenError::Unauthorized { status: 401 }))
             ),
             "{error:?}"
         );

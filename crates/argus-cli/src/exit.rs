@@ -44,10 +44,6 @@ impl Exit {
     /// The exit for a failed [`connect`](argus_tokio::WebSocketClient::connect).
     pub fn from_connect_error(error: &ConnectError) -> Self {
         match error {
-            ConnectError::Fatal(e) => Self::from_open_error(e),
-            ConnectError::AttemptsExhausted { .. } | ConnectError::ConnectionLost(_) => {
-                Self::GaveUp
-            }
             ConnectError::GaveUp(reason) => Self::from_give_up(reason),
             _ => Self::Failure,
         }
@@ -76,21 +72,26 @@ mod tests {
     fn codes() {
         let unauthorized = OpenError::Unauthorized { status: 401 };
         assert_eq!(
-            Exit::from_connect_error(&ConnectError::Fatal(unauthorized.clone())).code(),
+            Exit::from_connect_error(&ConnectError::GaveUp(GiveUpReason::Fatal(
+                unauthorized.clone()
+            )))
+            .code(),
             3
         );
         assert_eq!(
             Exit::from_give_up(&GiveUpReason::Fatal(unauthorized.clone())).code(),
             3
         );
-        let exhausted = ConnectError::AttemptsExhausted {
+        let exhausted = ConnectError::GaveUp(GiveUpReason::AttemptsExhausted {
             attempts: 3,
             last: OpenError::Network("refused".into()),
-        };
+        });
         assert_eq!(Exit::from_connect_error(&exhausted).code(), 4);
         assert_eq!(
-            Exit::from_connect_error(&ConnectError::Fatal(OpenError::InvalidUrl("x".into())))
-                .code(),
+            Exit::from_connect_error(&ConnectError::GaveUp(GiveUpReason::Fatal(
+                OpenError::InvalidUrl("x".into())
+            )))
+            .code(),
             2
         );
         assert_eq!(Exit::from_connect_error(&ConnectError::Shutdown).code(), 1);

@@ -1,8 +1,6 @@
 //! The adapter's errors: one enum per fallible call.
 
-use argus_core::{
-    ConfigError, DisconnectReason, GiveUpReason, OpenError, ServerError, SubscriptionId,
-};
+use argus_core::{ConfigError, GiveUpReason, OpenError, ServerError, SubscriptionId};
 
 /// Why a [`WebSocketClient`](crate::WebSocketClient) could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -31,26 +29,14 @@ pub enum BuildError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// An attempt failed in a way retrying cannot fix: credentials refused
-    /// (HTTP 401/403), an invalid URL, or a rejected TLS certificate. No
-    /// retry was made.
-    #[error("cannot connect, and retrying would not help: {0}")]
-    Fatal(OpenError),
-    /// `max_reconnect_attempts` attempts in a row failed.
-    #[error("gave up after {attempts} failed attempts; last: {last}")]
-    AttemptsExhausted {
-        /// How many attempts failed in a row.
-        attempts: u32,
-        /// The last attempt's error.
-        last: OpenError,
-    },
-    /// The link was lost and reconnecting is disabled
-    /// (`max_reconnect_attempts` = 0).
-    #[error("the connection ended and reconnecting is disabled: {0}")]
-    ConnectionLost(DisconnectReason),
-    /// The client gave up for another reason.
+    /// The client gave up, and says why: an attempt failed in a way
+    /// retrying cannot fix ([`GiveUpReason::Fatal`]: credentials refused,
+    /// an invalid URL, a rejected certificate; no retry was made),
+    /// `max_reconnect_attempts` attempts in a row failed, or the link was
+    /// lost with reconnecting disabled. The state is `Error`; a later
+    /// `connect()` starts again.
     #[error("the client gave up: {0}")]
-    GaveUp(GiveUpReason),
+    GaveUp(#[from] GiveUpReason),
     /// The client is disconnected: [`disconnect`](crate::WebSocketClient::disconnect)
     /// was called, or [`connect`](crate::WebSocketClient::connect) never was.
     #[error("the client is disconnected; call connect()")]
@@ -64,27 +50,16 @@ impl ConnectError {
     /// The error of the attempt that decided it, if one did.
     pub fn open_error(&self) -> Option<&OpenError> {
         match self {
-            Self::Fatal(e) | Self::AttemptsExhausted { last: e, .. } => Some(e),
+            Self::GaveUp(
+                GiveUpReason::Fatal(e) | GiveUpReason::AttemptsExhausted { last: e, .. },
+            ) => Some(e),
             _ => None,
         }
     }
 
     /// Whether retrying cannot help (credentials, URL, certificate).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Fatal(_))
-    }
-}
-
-impl From<GiveUpReason> for ConnectError {
-    fn from(reason: GiveUpReason) -> Self {
-        match reason {
-            GiveUpReason::Fatal(e) => Self::Fatal(e),
-            GiveUpReason::AttemptsExhausted { attempts, last } => {
-                Self::AttemptsExhausted { attempts, last }
-            }
-            GiveUpReason::ReconnectDisabled(reason) => Self::ConnectionLost(reason),
-            other => Self::GaveUp(other),
-        }
+        matches!(self, Self::GaveUp(GiveUpReason::Fatal(_)))
     }
 }
 

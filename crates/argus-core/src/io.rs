@@ -240,8 +240,9 @@ pub enum DisconnectReason {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GiveUpReason {
-    /// An attempt failed in a way retrying cannot fix.
-    #[error("{0}")]
+    /// An attempt failed in a way retrying cannot fix (credentials
+    /// refused, an invalid URL, a rejected certificate); no retry was made.
+    #[error("retrying would not help: {0}")]
     Fatal(OpenError),
     /// `max_reconnect_attempts` consecutive attempts failed.
     #[error("gave up after {attempts} failed attempts; last: {last}")]

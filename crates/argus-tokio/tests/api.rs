@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use argus_core::wire::ErrorCode;
 use argus_server::ServerConfig;
 use argus_tokio::{
-    ClientEvent, ConnectError, ConnectionState, DataType, MarketData, MessageKind, OpenError,
-    QuickStartClient, SubscribeError, SubscriptionConfig, WebSocketClient,
+    ClientEvent, ConnectError, ConnectionState, DataType, GiveUpReason, MarketData, MessageKind,
+    OpenError, QuickStartClient, SubscribeError, SubscriptionConfig, WebSocketClient,
 };
 use common::*;
 use futures_util::StreamExt;
@@ -277,7 +277,7 @@ async fn the_key_never_shows_in_logs_or_debug_output_and_a_wrong_one_is_fatal() 
     let error = within("a refusal", client.connect()).await.unwrap_err();
     assert_eq!(
         error,
-        ConnectError::Fatal(OpenError::Unauthorized { status: 401 })
+        ConnectError::GaveUp(GiveUpReason::Fatal(OpenError::Unauthorized { status: 401 }))
     );
     assert!(error.is_fatal());
     assert_eq!(client.state(), ConnectionState::Error);
@@ -289,7 +289,9 @@ async fn the_key_never_shows_in_logs_or_debug_output_and_a_wrong_one_is_fatal() 
     assert_eq!(server_stats.connections_unauthorized, 1);
     assert_eq!(
         client.wait_for_connection().await,
-        Err(ConnectError::Fatal(OpenError::Unauthorized { status: 401 }))
+        Err(ConnectError::GaveUp(GiveUpReason::Fatal(
+            OpenError::Unauthorized { status: 401 }
+        )))
     );
     let error_text = format!("{error} {error:?}");
     assert!(!error_text.contains(KEY));

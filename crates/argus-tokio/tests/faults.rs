@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use argus_tokio::{
     ClientEvent, ConnectError, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
-    MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
+    GiveUpReason, MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
 };
 use common::*;
 use tokio::time::Instant;
@@ -132,10 +132,10 @@ async fn refusals_beyond_the_budget_end_in_error_after_exactly_max_attempts() {
     let error = client.wait_for_connection().await.unwrap_err();
     assert_eq!(
         error,
-        ConnectError::AttemptsExhausted {
+        ConnectError::GaveUp(GiveUpReason::AttemptsExhausted {
             attempts: ATTEMPTS,
             last: OpenError::Http { status: 503 }
-        }
+        })
     );
     let stats = server.stats();
     assert_eq!(stats.connections_refused, u64::from(ATTEMPTS));
@@ -147,10 +147,10 @@ async fn refusals_beyond_the_budget_end_in_error_after_exactly_max_attempts() {
         .unwrap_err();
     assert!(matches!(
         error,
-        ConnectError::AttemptsExhausted {
+        ConnectError::GaveUp(GiveUpReason::AttemptsExhausted {
             attempts: ATTEMPTS,
             ..
-        }
+        })
     ));
     assert_eq!(server.stats().connections_refused, 2 * u64::from(ATTEMPTS));
 
@@ -174,10 +174,10 @@ async fn a_first_connect_that_keeps_failing_says_why() {
     let error = within("connect", client.connect()).await.unwrap_err();
     assert_eq!(
         error,
-        ConnectError::AttemptsExhausted {
+        ConnectError::GaveUp(GiveUpReason::AttemptsExhausted {
             attempts: 3,
             last: OpenError::Http { status: 503 }
-        }
+        })
     );
     assert_eq!(error.open_error(), Some(&OpenError::Http { status: 503 }));
     assert_eq!(server.stats().connections_refused, 3);
@@ -194,10 +194,10 @@ async fn a_first_connect_that_keeps_failing_says_why() {
     assert!(
         matches!(
             error,
-            ConnectError::AttemptsExhausted {
+            ConnectError::GaveUp(GiveUpReason::AttemptsExhausted {
                 attempts: 2,
                 last: OpenError::Network(_)
-            }
+            })
         ),
         "{error:?}"
     );

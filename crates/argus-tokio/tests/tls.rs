@@ -4,8 +4,8 @@ mod common;
 
 use argus_server::{ServerConfig, TlsConfig};
 use argus_tokio::{
-    ConnectError, ConnectionState, DataType, MessageKind, OpenError, SubscriptionConfig,
-    WebSocketClient,
+    ConnectError, ConnectionState, DataType, GiveUpReason, MessageKind, OpenError,
+    SubscriptionConfig, WebSocketClient,
 };
 use common::*;
 
@@ -80,7 +80,10 @@ async fn an_untrusted_certificate_is_fatal_without_retries() {
     let error = within("the refusal", client.connect()).await.unwrap_err();
     println!("{error}");
     assert!(
-        matches!(error, ConnectError::Fatal(OpenError::Certificate(_))),
+        matches!(
+            error,
+            ConnectError::GaveUp(GiveUpReason::Fatal(OpenError::Certificate(_)))
+        ),
         "{error:?}"
     );
     assert!(error.is_fatal());
