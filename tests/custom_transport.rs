@@ -7,19 +7,8 @@ use std::time::Duration;
 use argus_core::{
     ConnectionConfig, ConnectionState, DataType, Event, GiveUpReason, OpenError, SubscriptionConfig,
 };
-use argus_server::{Server, ServerConfig, ServerHandle};
+use argus_server::{Server, ServerConfig};
 use argus_tests::BlockingDriver;
-
-/// The reference server on its own runtime, so the test thread can block.
-fn server(config: ServerConfig) -> (tokio::runtime::Runtime, ServerHandle) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = runtime.block_on(Server::start(config)).unwrap();
-    (runtime, handle)
-}
 
 fn fast(url: &str) -> ConnectionConfig {
     ConnectionConfig::builder(url)
@@ -47,10 +36,11 @@ fn collect(driver: &mut BlockingDriver, n: usize) -> (Vec<u64>, Vec<String>) {
 
 #[test]
 fn a_blocking_transport_gets_data_and_resumes_after_a_drop() {
-    let (_rt, server) = server(ServerConfig {
+    let server = Server::start_in_background(ServerConfig {
         tick_interval: Duration::from_millis(5),
         ..ServerConfig::ephemeral()
-    });
+    })
+    .expect("the server starts");
     let mut driver = BlockingDriver::new(fast(&server.url()), 7).unwrap();
     driver.connect();
     driver
@@ -86,10 +76,11 @@ fn a_blocking_transport_gets_data_and_resumes_after_a_drop() {
 
 #[test]
 fn a_refused_key_is_fatal_after_one_attempt() {
-    let (_rt, server) = server(ServerConfig {
+    let server = Server::start_in_background(ServerConfig {
         api_keys: vec!["right".into()],
         ..ServerConfig::ephemeral()
-    });
+    })
+    .expect("the server starts");
     let config = ConnectionConfig {
         api_key: Some("wrong".into()),
         ..fast(&server.url())

@@ -11,7 +11,7 @@ use argus_async_std::{
     ClientEvent, ConnectError, ConnectionConfig, ConnectionState, DataType, DisconnectReason,
     GiveUpReason, MarketData, MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
 };
-use argus_server::{Server, ServerConfig, ServerHandle, TlsConfig};
+use argus_server::{BackgroundServer, Server, ServerConfig, TlsConfig};
 use async_std::channel;
 use futures_util::StreamExt;
 
@@ -25,28 +25,13 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
-/// The reference server, on a tokio runtime that lives as long as it.
-struct Bed {
-    server: ServerHandle,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn server(config: ServerConfig) -> Bed {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the server");
-    let server = runtime
-        .block_on(Server::start(ServerConfig {
-            tick_interval: Duration::from_millis(5),
-            ..config
-        }))
-        .expect("the server starts");
-    Bed {
-        server,
-        _runtime: runtime,
-    }
+/// The reference server, on a tokio runtime of its own, ticking every 5 ms.
+fn server(config: ServerConfig) -> BackgroundServer {
+    Server::start_in_background(ServerConfig {
+        tick_interval: Duration::from_millis(5),
+        ..config
+    })
+    .expect("the server starts")
 }
 
 /// Pings every 200 ms, 300 ms to answer, backoff from 20 ms to 100 ms.
@@ -133,10 +118,10 @@ async fn recorded(config: ConnectionConfig) -> (WebSocketClient, Recorder, chann
 fn every_seq_arrives_once_in_order_across_dropped_connections() {
     let bed = server(ServerConfig::ephemeral());
     async_std::task::block_on(async {
-        let (client, seen, ticks) = recorded(client_config(&bed.server.url())).await;
+        let (client, seen, ticks) = recorded(client_config(&bed.url())).await;
         wait_for(&ticks, 10).await;
         for _ in 0..3 {
-            assert_eq!(bed.server.drop_connections(), 1);
+            assert_eq!(bed.drop_connections(), 1);
             wait_for(&ticks, 10).await;
         }
         assert_consecutive(&seen.seqs(), "across three drops");
@@ -152,14 +137,14 @@ fn every_seq_arrives_once_in_order_across_dropped_connections() {
 fn a_half_open_link_is_detected_within_heartbeat_and_timeout_and_resumed() {
     let bed = server(ServerConfig::ephemeral());
     async_std::task::block_on(async {
-        let config = client_config(&bed.server.url());
+        let config = client_config(&bed.url());
         let bound = config.heartbeat_interval + config.timeout;
         let (client, seen, ticks) = recorded(config.clone()).await;
         let mut events = client.events();
         wait_for(&ticks, 10).await;
 
         let silent_at = Instant::now();
-        assert_eq!(bed.server.go_silent(), 1);
+        assert_eq!(bed.go_silent(), 1);
         within("the heartbeat timeout", async {
             while let Some(event) = events.next().await {
                 match event {
@@ -180,7 +165,7 @@ fn a_half_open_link_is_detected_within_heartbeat_and_timeout_and_resumed() {
             .expect("reconnected");
         wait_for(&ticks, 10).await;
         assert_consecutive(&seen.seqs(), "after the half-open link");
-        bed.server.end_silence();
+        bed.end_silence();
     });
 }
 
@@ -196,13 +181,9 @@ fn wss_with_a_trusted_custom_root_gets_data_and_an_untrusted_one_is_fatal() {
         }),
         ..ServerConfig::ephemeral()
     });
-    assert!(
-        bed.server.url().starts_with("wss://"),
-        "{}",
-        bed.server.url()
-    );
+    assert!(bed.url().starts_with("wss://"), "{}", bed.url());
     async_std::task::block_on(async {
-        let client = WebSocketClient::builder(client_config(&bed.server.url()))
+        let client = WebSocketClient::builder(client_config(&bed.url()))
             .builtin_roots(false)
             .add_root_certificate(key.cert.der().clone())
             .build()
@@ -220,7 +201,7 @@ fn wss_with_a_trusted_custom_root_gets_data_and_an_untrusted_one_is_fatal() {
         wait_for(&ticks, 10).await;
         assert_consecutive(&seen.seqs(), "over TLS");
 
-        let untrusted = WebSocketClient::builder(client_config(&bed.server.url()))
+        let untrusted = WebSocketClient::builder(client_config(&bed.url()))
             .builtin_roots(false)
             .build()
             .unwrap();
@@ -247,7 +228,7 @@ fn a_wrong_key_is_fatal_after_one_attempt_and_never_shown() {
     async_std::task::block_on(async {
         let config = ConnectionConfig {
             api_key: Some("wrong-key-123".into()),
-            ..client_config(&bed.server.url())
+            ..client_config(&bed.url())
         };
         let client = WebSocketClient::new(config).unwrap();
         let error = within("the refusal", client.connect()).await.unwrap_err();
@@ -259,7 +240,7 @@ fn a_wrong_key_is_fatal_after_one_attempt_and_never_shown() {
             "{error:?}"
         );
         assert_eq!(client.state(), ConnectionState::Error);
-        assert_eq!(bed.server.stats().connections_unauthorized, 1);
+        assert_eq!(bed.stats().connections_unauthorized, 1);
         assert!(!format!("{client:?} {error:?} {error}").contains("wrong-key-123"));
     });
 }
@@ -268,7 +249,7 @@ fn a_wrong_key_is_fatal_after_one_attempt_and_never_shown() {
 fn async_handlers_take_the_queue_and_the_event_stream_sees_everything() {
     let bed = server(ServerConfig::ephemeral());
     async_std::task::block_on(async {
-        let client = WebSocketClient::new(client_config(&bed.server.url())).unwrap();
+        let client = WebSocketClient::new(client_config(&bed.url())).unwrap();
         let mut events = client.events();
         let (seen, ticks) = Recorder::new();
         let s = seen.clone();

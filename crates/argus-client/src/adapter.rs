@@ -3,11 +3,9 @@
 /// Declares an adapter's public types for runtime `$runtime`: the client,
 /// its builder and weak handle, the quick-start client and the manager as
 /// aliases, and everything else of this crate and the core as re-exports.
-/// `$name` is the runtime's name in the docs.
-///
-/// ```ignore
-/// argus_client::adapter!(Tokio, "tokio");
-/// ```
+/// `$name` is the runtime's name in the docs. An adapter's `lib.rs` calls
+/// it once, next to its [`Runtime`](crate::Runtime) impl:
+/// `argus_client::adapter!(Tokio, "tokio");` in `argus-tokio`.
 #[macro_export]
 macro_rules! adapter {
     ($runtime:ty, $name:literal) => {

@@ -44,4 +44,4 @@ mod server;
 mod session;
 
 pub use config::{DEFAULT_LISTEN, DEFAULT_UNIVERSE, FirehoseConfig, ServerConfig, TlsConfig};
-pub use server::{Server, ServerError, ServerHandle, ServerStats};
+pub use server::{BackgroundServer, Server, ServerError, ServerHandle, ServerStats};

@@ -56,6 +56,9 @@ pub enum ServerError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A tokio runtime for [`Server::start_in_background`] could not be made.
+    #[error("cannot start a runtime for the server: {0}")]
+    Runtime(#[source] std::io::Error),
     /// The server was shut down; it cannot restart.
     #[error("the server was shut down")]
     ShutDown,
@@ -395,7 +398,47 @@ impl Running {
 #[derive(Debug)]
 pub struct Server;
 
+/// A server on a runtime of its own, from [`Server::start_in_background`]:
+/// a [`ServerHandle`] (through `Deref`) that also owns the runtime.
+/// Dropping it stops the server.
+#[derive(Debug)]
+pub struct BackgroundServer {
+    handle: ServerHandle,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BackgroundServer {
+    /// Runs an async method of the handle ([`ServerHandle::restart`], say)
+    /// to completion on the server's runtime, from outside any tokio
+    /// runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
+
+impl std::ops::Deref for BackgroundServer {
+    type Target = ServerHandle;
+
+    fn deref(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
 impl Server {
+    /// Starts the server on a tokio runtime of its own (one worker thread),
+    /// for programs and tests whose own code runs on another runtime or on
+    /// none. The server lives as long as the returned value.
+    pub fn start_in_background(config: ServerConfig) -> Result<BackgroundServer, ServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("argus-server")
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let handle = runtime.block_on(Self::start(config))?;
+        Ok(BackgroundServer { handle, runtime })
+    }
+
     /// Validates `config`, loads the replay file and the TLS certificate if
     /// any, binds the listen address and starts serving. Needs a running
     /// tokio runtime (with the time and net drivers).
