@@ -8,8 +8,9 @@ use crate::backoff::Backoff;
 use crate::config::{ConfigError, ConnectionConfig, NormalizedSubscription, SubscriptionConfig};
 use crate::data::{MarketData, TimestampParser};
 use crate::io::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, ConnectionState, DisconnectReason, Event, Gap, GapCause,
-    GiveUpReason, Input, OpenError, OpenRequest, ProtocolError, ServerError, Transmit,
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TOO_BIG, ConnectionState, DisconnectReason, Event, Gap,
+    GapCause, GiveUpReason, Input, LinkError, OpenError, OpenRequest, ProtocolError, RequestKind,
+    ServerError, Transmit,
 };
 use crate::stats::Stats;
 use crate::subscription::{InvalidSubscriptionId, SubscriptionId};
@@ -63,10 +64,18 @@ pub enum SubscriptionStatus {
 struct Wanted {
     config: NormalizedSubscription,
     status: SubscriptionStatus,
+    /// While `Pending`: when the server's answer is due.
+    deadline: Option<Instant>,
 }
 
-/// An unsubscribe the server has yet to see (`false`) or to answer (`true`).
-type Leaving = BTreeMap<SubscriptionId, bool>;
+/// An unsubscribe the server has yet to see (`None`) or to answer by a
+/// deadline (`Some`).
+type Leaving = BTreeMap<SubscriptionId, Option<Instant>>;
+
+/// A request sent on the current link, due to be answered at the instant.
+/// Requests are sent in order with the same timeout, so the queue is sorted;
+/// an entry whose request was answered meanwhile is skipped when it is due.
+type Due = VecDeque<(Instant, RequestKind, SubscriptionId)>;
 
 #[derive(Debug)]
 struct Session {
@@ -86,19 +95,39 @@ enum Phase {
     Live,
 }
 
+/// Every wait of the client has a deadline here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
+    /// TCP, TLS, upgrade and `welcome`.
     Connect = 0,
+    /// Any frame after a ping.
     Pong = 1,
+    /// The next ping.
     Heartbeat = 2,
+    /// The next connection attempt.
     Reconnect = 3,
+    /// The answer to `resume`.
+    Resume = 4,
+    /// The earliest answer due to a subscribe or unsubscribe.
+    Request = 5,
 }
 
-const TIMERS: [Timer; 4] = [
+const TIMERS: [Timer; 6] = [
     Timer::Connect,
     Timer::Pong,
     Timer::Heartbeat,
     Timer::Reconnect,
+    Timer::Resume,
+    Timer::Request,
+];
+
+/// Timers that belong to one link.
+const LINK_TIMERS: [Timer; 5] = [
+    Timer::Connect,
+    Timer::Pong,
+    Timer::Heartbeat,
+    Timer::Resume,
+    Timer::Request,
 ];
 
 /// The run of failures since the link was last up.
@@ -149,10 +178,11 @@ pub struct Client {
     rng: fastrand::Rng,
     state: ConnectionState,
     phase: Phase,
-    timers: [Option<Instant>; 4],
+    timers: [Option<Instant>; TIMERS.len()],
     outage: Outage,
     wanted: BTreeMap<SubscriptionId, Wanted>,
     leaving: Leaving,
+    due: Due,
     /// The session of the current link, or of the last one while reconnecting.
     session: Option<Session>,
     /// While a `resume` is in flight: the fresh session this link's `welcome` named.
@@ -180,10 +210,11 @@ impl Client {
             rng: fastrand::Rng::with_seed(rng_seed),
             state: ConnectionState::Disconnected,
             phase: Phase::Idle,
-            timers: [None; 4],
+            timers: [None; TIMERS.len()],
             outage: Outage::default(),
             wanted: BTreeMap::new(),
             leaving: Leaving::new(),
+            due: Due::new(),
             session: None,
             resuming: None,
             next_ping: 1,
@@ -275,7 +306,7 @@ impl Client {
             });
         }
         self.drop_link();
-        self.timers = [None; 4];
+        self.timers = [None; TIMERS.len()];
         self.session = None;
         self.wanted.clear();
         self.leaving.clear();
@@ -284,10 +315,11 @@ impl Client {
 
     /// Adds a subscription. It is sent at once when connected, and otherwise
     /// queued and sent when the link is up. [`Event::Subscribed`] or
-    /// [`Event::SubscribeFailed`] tells how the server answered.
+    /// [`Event::SubscribeFailed`] tells how the server answered, and
+    /// [`Event::RequestTimedOut`] that it did not answer within `timeout`.
     pub fn subscribe(
         &mut self,
-        _now: Instant,
+        now: Instant,
         id: impl AsRef<str>,
         config: &SubscriptionConfig,
     ) -> Result<SubscriptionId, SubscribeError> {
@@ -301,36 +333,108 @@ impl Client {
                 max: self.config.max_subscriptions,
             });
         }
-        let status = if self.can_send() {
-            let request = ClientMessage::Subscribe(SubscribeRequest::new(id.as_str(), &config));
-            self.send(&request);
-            SubscriptionStatus::Pending
-        } else {
-            SubscriptionStatus::Queued
+        let mut wanted = Wanted {
+            config,
+            status: SubscriptionStatus::Queued,
+            deadline: None,
         };
-        self.wanted.insert(id.clone(), Wanted { config, status });
+        if self.can_send() {
+            let request =
+                ClientMessage::Subscribe(SubscribeRequest::new(id.as_str(), &wanted.config));
+            self.send(&request);
+            wanted.status = SubscriptionStatus::Pending;
+            wanted.deadline = Some(self.expect_answer(now, RequestKind::Subscribe, &id));
+        }
+        self.wanted.insert(id.clone(), wanted);
         Ok(id)
     }
 
     /// Removes a subscription. It takes effect at once: no more data is
     /// delivered for it and its id is free again. The server is told when
     /// the link is up.
-    pub fn unsubscribe(&mut self, _now: Instant, id: &str) -> Result<(), UnsubscribeError> {
+    pub fn unsubscribe(&mut self, now: Instant, id: &str) -> Result<(), UnsubscribeError> {
         let (id, wanted) = self
             .wanted
             .remove_entry(id)
             .ok_or_else(|| UnsubscribeError::Unknown(id.to_owned()))?;
         if wanted.status != SubscriptionStatus::Queued || self.leaving.contains_key(&id) {
-            let sent = self.can_send();
-            if sent {
-                let request = ClientMessage::Unsubscribe(UnsubscribeRequest {
-                    id: id.as_str().into(),
-                });
-                self.send(&request);
-            }
-            self.leaving.insert(id, sent);
+            self.leave(now, id);
         }
         Ok(())
+    }
+
+    /// Tells the server to drop a subscription: now when requests can go
+    /// out, otherwise when the link is up.
+    fn leave(&mut self, now: Instant, id: SubscriptionId) {
+        let deadline = self.can_send().then(|| {
+            let request = ClientMessage::Unsubscribe(UnsubscribeRequest {
+                id: id.as_str().into(),
+            });
+            self.send(&request);
+            self.expect_answer(now, RequestKind::Unsubscribe, &id)
+        });
+        self.leaving.insert(id, deadline);
+    }
+
+    /// Notes that the server owes an answer to a request just sent; returns
+    /// its deadline.
+    fn expect_answer(&mut self, now: Instant, request: RequestKind, id: &SubscriptionId) -> Instant {
+        let deadline = now + self.config.timeout;
+        self.due.push_back((deadline, request, id.clone()));
+        self.timers[Timer::Request as usize].get_or_insert(deadline);
+        deadline
+    }
+
+    /// Whether the request sent with this deadline still waits for its answer.
+    fn awaits_answer(&self, deadline: Instant, request: RequestKind, id: &SubscriptionId) -> bool {
+        match request {
+            RequestKind::Subscribe => self.wanted.get(id).is_some_and(|w| {
+                w.status == SubscriptionStatus::Pending && w.deadline == Some(deadline)
+            }),
+            RequestKind::Unsubscribe => self.leaving.get(id) == Some(&Some(deadline)),
+        }
+    }
+
+    /// After an answer: forgets the answered requests at the front of the
+    /// queue, so their deadlines wake nobody.
+    fn answered(&mut self) {
+        while let Some((deadline, request, id)) = self.due.front()
+            && !self.awaits_answer(*deadline, *request, id)
+        {
+            self.due.pop_front();
+        }
+        self.timers[Timer::Request as usize] = self.due.front().map(|&(deadline, _, _)| deadline);
+    }
+
+    /// Ends every request whose answer is overdue at `now`.
+    fn requests_due(&mut self, now: Instant) {
+        while let Some(&(deadline, _, _)) = self.due.front()
+            && deadline <= now
+        {
+            let Some((deadline, request, id)) = self.due.pop_front() else {
+                break;
+            };
+            if !self.awaits_answer(deadline, request, &id) {
+                continue;
+            }
+            self.counters.errors += 1;
+            match request {
+                RequestKind::Subscribe => {
+                    self.wanted.remove(&id);
+                    // In case the server acts on it late.
+                    self.leave(now, id.clone());
+                }
+                RequestKind::Unsubscribe => {
+                    self.leaving.remove(&id);
+                }
+            }
+            self.events.push_back(Event::RequestTimedOut {
+                request,
+                id,
+                timeout: self.config.timeout,
+            });
+        }
+        self.timers[Timer::Request as usize] = self.due.front().map(|&(deadline, _, _)| deadline);
     }
 
     // ---- inputs ----
@@ -371,13 +475,21 @@ impl Client {
                     self.ping_in_flight = None;
                 }
             }
-            Input::Failed(error) => match self.phase {
-                Phase::Idle => {}
-                Phase::Opening | Phase::Handshaking => {
-                    self.attempt_failed(now, OpenError::Network(error.to_string()))
+            Input::Failed(error) => {
+                if self.phase == Phase::Idle {
+                    return;
                 }
-                Phase::Live => self.link_lost(now, DisconnectReason::Failed { error }),
-            },
+                if error == LinkError::MessageTooBig {
+                    self.transmits.push_back(Transmit::Close {
+                        code: CLOSE_TOO_BIG,
+                        reason: "message too big",
+                    });
+                }
+                match self.phase {
+                    Phase::Live => self.link_lost(now, DisconnectReason::Failed { error }),
+                    _ => self.attempt_failed(now, OpenError::Network(error.to_string())),
+                }
+            }
             Input::Closed { code, reason } => match self.phase {
                 Phase::Idle => {}
                 Phase::Opening | Phase::Handshaking => {
@@ -447,6 +559,12 @@ impl Client {
                         self.start_attempt(now);
                     }
                 }
+                Timer::Resume => {
+                    if let Some(fresh) = self.resuming.take() {
+                        self.session_lost(now, fresh, GapCause::ResumeTimedOut);
+                    }
+                }
+                Timer::Request => self.requests_due(now),
             }
         }
     }
@@ -515,9 +633,10 @@ impl Client {
     /// Forgets the socket and its timers.
     fn drop_link(&mut self) {
         self.phase = Phase::Idle;
-        for t in [Timer::Connect, Timer::Pong, Timer::Heartbeat] {
+        for t in LINK_TIMERS {
             self.timers[t as usize] = None;
         }
+        self.due.clear();
         self.ping_in_flight = None;
         self.resuming = None;
         self.connected_at = None;
@@ -570,7 +689,7 @@ impl Client {
 
     fn give_up(&mut self, reason: GiveUpReason) {
         self.drop_link();
-        self.timers = [None; 4];
+        self.timers = [None; TIMERS.len()];
         self.set_state(ConnectionState::Error);
         self.events.push_back(Event::GaveUp(reason));
     }
@@ -598,25 +717,18 @@ impl Client {
                 self.on_data(&message)
             }
             ServerMessage::Subscribed(s) => {
-                let key: &str = &s.id;
-                let found = self
-                    .wanted
-                    .range_mut::<str, _>((Bound::Included(key), Bound::Included(key)))
-                    .next();
-                if let Some((id, w)) = found
-                    && w.status == SubscriptionStatus::Pending
-                {
-                    w.status = SubscriptionStatus::Active;
-                    self.events.push_back(Event::Subscribed(id.clone()));
-                }
+                self.on_subscribed(&s.id);
+                self.answered();
             }
             ServerMessage::Unsubscribed(u) => {
-                if self.leaving.get(&*u.id) == Some(&true) {
+                if self.leaving.get(&*u.id).is_some_and(Option::is_some) {
                     self.leaving.remove(&*u.id);
                 }
+                self.answered();
             }
             ServerMessage::Resumed(r) => {
                 if self.resuming.take().is_some() {
+                    self.timers[Timer::Resume as usize] = None;
                     if let Some(session) = &mut self.session {
                         session.token = r.session.into_owned();
                     }
@@ -625,13 +737,30 @@ impl Client {
                     self.events.push_back(Event::Resumed {
                         replayed: r.replayed,
                     });
-                    self.flush_subscriptions();
+                    self.flush_subscriptions(now);
                 } else {
                     self.protocol_error(ProtocolError::Unexpected("resumed"));
                 }
             }
-            ServerMessage::Error(e) => self.on_error(e),
+            ServerMessage::Error(e) => {
+                self.on_error(now, e);
+                self.answered();
+            }
             ServerMessage::Welcome(_) => self.protocol_error(ProtocolError::Unexpected("welcome")),
+        }
+    }
+
+    fn on_subscribed(&mut self, key: &str) {
+        let found = self
+            .wanted
+            .range_mut::<str, _>((Bound::Included(key), Bound::Included(key)))
+            .next();
+        if let Some((id, w)) = found
+            && w.status == SubscriptionStatus::Pending
+        {
+            w.status = SubscriptionStatus::Active;
+            w.deadline = None;
+            self.events.push_back(Event::Subscribed(id.clone()));
         }
     }
 
@@ -654,28 +783,47 @@ impl Client {
                 });
                 self.send(&resume);
                 self.resuming = Some(fresh);
+                self.timers[Timer::Resume as usize] = Some(now + self.config.timeout);
             }
-            None => self.start_session(fresh),
+            None => self.start_session(now, fresh),
         }
         self.set_state(ConnectionState::Connected);
     }
 
     /// Adopts a new server session: nothing is on the server, so every
     /// subscription is sent again.
-    fn start_session(&mut self, token: SessionToken<'static>) {
+    fn start_session(&mut self, now: Instant, token: SessionToken<'static>) {
         self.session = Some(Session { token, last_seq: 0 });
         self.leaving.clear();
         for w in self.wanted.values_mut() {
             w.status = SubscriptionStatus::Queued;
         }
-        self.flush_subscriptions();
+        self.flush_subscriptions(now);
+    }
+
+    /// The held session could not be resumed (refused, or no answer): data
+    /// after its last seq may be lost, and the link goes on with `fresh`.
+    fn session_lost(&mut self, now: Instant, fresh: SessionToken<'static>, cause: GapCause) {
+        self.timers[Timer::Resume as usize] = None;
+        let from = self
+            .session
+            .as_ref()
+            .map_or(0, |s| s.last_seq)
+            .saturating_add(1);
+        self.counters.gaps += 1;
+        self.events.push_back(Event::Gap(Gap {
+            from,
+            to: None,
+            cause,
+        }));
+        self.start_session(now, fresh);
     }
 
     /// After `resumed`: subscribe what the session lacks, unsubscribe what
     /// the application dropped.
     fn reconcile(&mut self, on_server: &BTreeSet<&str>) {
         self.leaving.retain(|id, sent| {
-            *sent = false;
+            *sent = None;
             on_server.contains(id.as_str())
         });
         for (id, w) in &mut self.wanted {
@@ -684,6 +832,7 @@ impl Client {
                     self.events.push_back(Event::Subscribed(id.clone()));
                 }
                 w.status = SubscriptionStatus::Active;
+                w.deadline = None;
             } else {
                 w.status = SubscriptionStatus::Queued;
             }
@@ -693,7 +842,7 @@ impl Client {
                 && !self.leaving.contains_key(id)
                 && let Ok(id) = SubscriptionId::new(id)
             {
-                self.leaving.insert(id, false);
+                self.leaving.insert(id, None);
             }
         }
     }
@@ -705,14 +854,17 @@ impl Client {
 
     /// Sends every queued unsubscribe, then every queued subscribe, when the
     /// link is up and no resume is in flight.
-    fn flush_subscriptions(&mut self) {
+    fn flush_subscriptions(&mut self, now: Instant) {
         if !self.can_send() {
             return;
         }
+        let deadline = now + self.config.timeout;
         let mut out = Vec::new();
         for (id, sent) in &mut self.leaving {
-            if !*sent {
-                *sent = true;
+            if sent.is_none() {
+                *sent = Some(deadline);
+                self.due
+                    .push_back((deadline, RequestKind::Unsubscribe, id.clone()));
                 out.push(
                     ClientMessage::Unsubscribe(UnsubscribeRequest {
                         id: id.as_str().into(),
@@ -724,17 +876,22 @@ impl Client {
         for (id, w) in &mut self.wanted {
             if w.status == SubscriptionStatus::Queued {
                 w.status = SubscriptionStatus::Pending;
+                w.deadline = Some(deadline);
+                self.due.push_back((deadline, RequestKind::Subscribe, id.clone()));
                 out.push(
                     ClientMessage::Subscribe(SubscribeRequest::new(id.as_str(), &w.config))
                         .to_json(),
                 );
             }
         }
+        if !out.is_empty() {
+            self.timers[Timer::Request as usize].get_or_insert(deadline);
+        }
         self.counters.messages_sent += out.len() as u64;
         self.transmits.extend(out.into_iter().map(Transmit::Text));
     }
 
-    fn on_error(&mut self, e: ErrorMessage<'_>) {
+    fn on_error(&mut self, now: Instant, e: ErrorMessage<'_>) {
         let error = ServerError {
             code: e.code,
             message: e.message.into_owned(),
@@ -742,18 +899,11 @@ impl Client {
         if e.code == ErrorCode::ResumeFailed
             && let Some(fresh) = self.resuming.take()
         {
-            let from = self.session.as_ref().map_or(0, |s| s.last_seq) + 1;
-            self.counters.gaps += 1;
-            self.events.push_back(Event::Gap(Gap {
-                from,
-                to: None,
-                cause: GapCause::ResumeFailed,
-            }));
-            self.start_session(fresh);
+            self.session_lost(now, fresh, GapCause::ResumeFailed);
             return;
         }
         if let Some(id) = e.id.as_deref() {
-            if self.leaving.get(id) == Some(&true) {
+            if self.leaving.get(id).is_some_and(Option::is_some) {
                 self.leaving.remove(id);
                 if e.code != ErrorCode::UnknownSubscription {
                     self.protocol_error(ProtocolError::Server(error));

@@ -79,6 +79,18 @@ pub enum OpenError {
 }
 
 impl OpenError {
+    /// The one place an HTTP status answering the upgrade becomes an error,
+    /// for every transport: `401`/`403` refuse the credentials (fatal, never
+    /// retried); any other status, `429` and `5xx` included, is retried with
+    /// backoff. A `3xx` is not followed: the client connects only where it
+    /// was told to, and retries that place.
+    pub fn from_http_status(status: u16) -> Self {
+        match status {
+            401 | 403 => Self::Unauthorized { status },
+            status => Self::Http { status },
+        }
+    }
+
     /// Whether retrying cannot help: 401/403, an invalid URL, a rejected certificate.
     pub fn is_fatal(&self) -> bool {
         matches!(
@@ -277,6 +289,29 @@ pub enum GapCause {
     SeqJump,
     /// The server could not resume the session; a new one started.
     ResumeFailed,
+    /// The server did not answer `resume` within `timeout`: the session is
+    /// treated as lost and the connection goes on with the fresh one.
+    ResumeTimedOut,
+}
+
+/// A request of the client that the server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// `subscribe`, answered by `subscribed` or `error`.
+    Subscribe,
+    /// `unsubscribe`, answered by `unsubscribed` or `error`.
+    Unsubscribe,
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Subscribe => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
+        })
+    }
 }
 
 /// An `error` message from the server.
@@ -290,7 +325,7 @@ pub struct ServerError {
 }
 
 /// A problem with what the server sent. The connection goes on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A frame that is not a valid server message.
@@ -316,7 +351,12 @@ pub enum ProtocolError {
 }
 
 /// Something for the application, drained from [`Client::poll_event`](crate::Client::poll_event).
-#[derive(Debug)]
+///
+/// The events of one client form one ordered sequence (data, gaps, resumes
+/// and state changes in wire order); every consumer of the client sees that
+/// same sequence. Cloning is cheap except for order books, which own their
+/// levels.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
     /// The state changed.
@@ -344,6 +384,18 @@ pub enum Event {
     },
     /// Data was lost.
     Gap(Gap),
+    /// A request the server did not answer within `timeout`. The link stays
+    /// up. A subscribe that timed out is gone (an unsubscribe is sent in
+    /// case the server acts on it late); an unsubscribe had already taken
+    /// effect locally.
+    RequestTimedOut {
+        /// Which request.
+        request: RequestKind,
+        /// The subscription it named.
+        id: SubscriptionId,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
     /// A live connection ended; a reconnect follows unless the client gives up.
     Disconnected(DisconnectReason),
     /// A connection attempt failed.
@@ -390,6 +442,20 @@ mod tests {
             request.authorization().as_deref(),
             Some("Bearer sk-live-999")
         );
+    }
+
+    #[test]
+    fn http_statuses_are_classified_once() {
+        assert_eq!(
+            OpenError::from_http_status(401),
+            OpenError::Unauthorized { status: 401 }
+        );
+        assert!(OpenError::from_http_status(403).is_fatal());
+        for retried in [301, 302, 400, 404, 429, 500, 502, 503] {
+            let error = OpenError::from_http_status(retried);
+            assert_eq!(error, OpenError::Http { status: retried });
+            assert!(!error.is_fatal(), "{retried}");
+        }
     }
 
     #[test]

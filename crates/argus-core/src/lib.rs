@@ -93,7 +93,7 @@ pub use config::{
 pub use data::{MarketData, OrderBook, Price, Timestamp, Volume};
 pub use io::{
     ConnectionState, DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, LinkError,
-    OpenError, OpenRequest, ProtocolError, ServerError, Transmit,
+    OpenError, OpenRequest, ProtocolError, RequestKind, ServerError, Transmit,
 };
 pub use stats::Stats;
 pub use subscription::{DataType, Filters, SubscriptionId, Symbol, UpdateFrequency};

@@ -281,7 +281,7 @@ pub enum ServerMessage<'a> {
 }
 
 /// Why a text frame is not a server message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// Not a JSON object with a string `type` field.
@@ -295,9 +295,9 @@ pub enum DecodeError {
     Malformed {
         /// The message type.
         kind: &'static str,
-        /// What serde_json found.
+        /// What serde_json found (shared, so the error can be cloned).
         #[source]
-        source: serde_json::Error,
+        source: std::sync::Arc<serde_json::Error>,
     },
 }
 
@@ -328,7 +328,10 @@ struct TypeOnly<'a> {
 }
 
 fn parse<'a, T: Deserialize<'a>>(kind: &'static str, text: &'a str) -> Result<T, DecodeError> {
-    serde_json::from_str(text).map_err(|source| DecodeError::Malformed { kind, source })
+    serde_json::from_str(text).map_err(|source| DecodeError::Malformed {
+        kind,
+        source: source.into(),
+    })
 }
 
 impl<'a> ServerMessage<'a> {

@@ -434,13 +434,98 @@ fn a_link_failure_seen_by_the_transport_reconnects_and_says_why() {
     bed.step();
     let t = bed.take();
     assert_eq!(
-        t[..3],
+        t[..4],
         [
+            "close 1009",
             "disconnected the link failed: an incoming message exceeded max_message_size",
             "state reconnecting",
             "reconnecting attempt=1 in 513ms",
         ],
         "{t:?}"
+    );
+    assert_eq!(bed.client.state(), ConnectionState::Connected);
+}
+
+#[test]
+fn a_subscribe_never_answered_times_out_and_the_link_stays_up() {
+    let mut bed = connected_with_main(15);
+    bed.server.mute = true;
+    bed.client
+        .subscribe(bed.now, "late", &prices(&["MSFT"]))
+        .unwrap();
+    bed.settle();
+    // The subscribe's deadline (10 s) comes before the first ping (30 s).
+    bed.step();
+    bed.step();
+    bed.step();
+    assert_transcript(
+        bed.take(),
+        &[
+            "send subscribe late",
+            "t+10000ms",
+            "send unsubscribe late",
+            "subscribe late timed out",
+            "t+20000ms",
+            "unsubscribe late timed out",
+            "t+30000ms",
+            "ping",
+        ],
+    );
+    assert_eq!(bed.client.state(), ConnectionState::Connected);
+    let ids: Vec<_> = bed.client.subscriptions().map(|(id, ..)| id.as_str()).collect();
+    assert_eq!(ids, ["main"], "the subscribe that timed out is gone");
+    assert_eq!(bed.client.stats(bed.now).errors, 2);
+}
+
+#[test]
+fn an_answer_in_time_cancels_the_deadline() {
+    let mut bed = connected_with_main(16);
+    bed.client
+        .subscribe(bed.now, "quick", &prices(&["MSFT"]))
+        .unwrap();
+    bed.client.unsubscribe(bed.now, "main").unwrap();
+    bed.settle();
+    assert!(bed.step());
+    assert_transcript(
+        bed.take(),
+        &[
+            "send subscribe quick",
+            "send unsubscribe main",
+            "recv subscribed",
+            "subscribed quick",
+            "recv unsubscribed",
+            // No deadline left but the heartbeat's.
+            "t+30000ms",
+            "ping",
+        ],
+    );
+}
+
+#[test]
+fn a_resume_never_answered_is_a_lost_session() {
+    let mut bed = connected_with_main(17);
+    bed.server.tick(1.0);
+    bed.settle();
+    bed.server_close(Some(1001));
+    bed.server.mute = true;
+    bed.take();
+    bed.step(); // the reconnect
+    bed.server.mute = false;
+    bed.step(); // the resume's deadline
+    assert_transcript(
+        bed.take(),
+        &[
+            "t+962ms",
+            "open",
+            "recv welcome",
+            "send resume last_seq=1",
+            "state connected",
+            "t+10962ms",
+            "send subscribe main",
+            "gap 2.. ResumeTimedOut",
+            "recv subscribed",
+            "subscribed main",
+        ],
     );
     assert_eq!(bed.client.state(), ConnectionState::Connected);
 }

@@ -40,6 +40,8 @@ pub struct ModelServer {
     pub half_open: bool,
     /// The next data message skips a seq.
     pub skip_next: bool,
+    /// Never answer a subscribe, unsubscribe or resume (pings are still answered).
+    pub mute: bool,
     pub buffer_cap: usize,
     pub opens: u32,
     /// Every subscribe seen on the current connection, in order, with the unsubscribes between.
@@ -105,6 +107,10 @@ impl ModelServer {
         let Ok(msg) = ClientMessage::decode(text) else {
             return self.error(ErrorCode::BadRequest, None);
         };
+        if self.mute {
+            self.conn_log.push("unanswered".into());
+            return;
+        }
         match msg {
             ClientMessage::Subscribe(s) => {
                 self.conn_log.push(format!("sub {}", s.id));
@@ -394,6 +400,7 @@ pub fn describe_event(e: &Event) -> String {
         Event::GaveUp(r) => format!("gave up: {r}"),
         Event::ProtocolError(e) => format!("protocol error: {e}"),
         Event::Ignored { kind } => format!("ignored {kind}"),
+        Event::RequestTimedOut { request, id, .. } => format!("{request} {id} timed out"),
         _ => "other event".into(),
     }
 }
