@@ -32,17 +32,18 @@ macro_rules! adapter {
 
         pub use $crate::handler;
         pub use $crate::{
-            BuildError, CertificateDer, ClientEvent, ClientStats, ConnectError,
-            DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY, EventStream, HandlerId, MessageHandler,
-            MessageKind, QueuePolicy, QueueStats, QuickStartError, Runtime, STOCK_DATA_TYPES,
-            SubscribeError, UnsubscribeError,
+            BuildError, CertificateDer, ClientStats, ConnectError, DEFAULT_EVENT_CAPACITY,
+            DEFAULT_QUEUE_CAPACITY, EventStream, HandlerId, Interest, Lagged, LossyEventStream,
+            MessageHandler, MessageKind, QueuePolicy, QueueStats, QuickStartError, Runtime,
+            STOCK_DATA_TYPES, SubscribeError, SubscriptionInfo, UnsubscribeError,
         };
 
         pub use $crate::argus_core;
         pub use $crate::argus_core::{
-            ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
-            GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig,
-            SubscriptionId, UpdateFrequency,
+            ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Event, Gap,
+            GapCause, GiveUpReason, MarketData, OpenError, ProtocolError, RequestKind,
+            ServerError, Stats, SubscriptionConfig, SubscriptionId, SubscriptionStatus,
+            UpdateFrequency,
         };
     };
 }

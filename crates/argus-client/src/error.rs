@@ -12,7 +12,7 @@ pub enum BuildError {
     /// The handler queue must hold at least one message.
     #[error("queue_capacity: must be greater than zero")]
     ZeroQueueCapacity,
-    /// The event stream buffer must hold at least one event.
+    /// Each event stream's buffer must hold at least one event.
     #[error("event_capacity: must be greater than zero")]
     ZeroEventCapacity,
     /// An extra root certificate could not be read or used.
@@ -84,6 +84,16 @@ pub enum SubscribeError {
     /// [`connect`](crate::WebSocketClient::connect) first. Nothing was queued.
     #[error("the client is not connected; call connect() first")]
     NotConnected,
+    /// The server did not answer within the config's `timeout`. The link
+    /// stays up; the subscription is gone (an unsubscribe was sent in case
+    /// the server acts on it late). Retrying is safe.
+    #[error("the server did not answer subscription `{id}` within {timeout:?}")]
+    TimedOut {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The deadline that passed.
+        timeout: std::time::Duration,
+    },
     /// [`unsubscribe`](crate::WebSocketClient::unsubscribe) was called before
     /// the server answered.
     #[error("subscription `{0}` was unsubscribed before the server answered")]

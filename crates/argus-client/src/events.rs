@@ -1,137 +1,153 @@
-//! The typed event stream: data, state changes, gaps and errors, as a
-//! [`futures_util::Stream`].
+//! The client's one ordered output as a [`futures_util::Stream`]: every
+//! event the core emits (data, gaps, resumes, state changes, errors), in
+//! the core's order.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use argus_core::{
-    ConnectionState, DisconnectReason, Gap, GiveUpReason, MarketData, OpenError, ProtocolError,
-    ServerError, SubscriptionId,
-};
+use argus_core::Event;
 use futures_util::Stream;
-use tokio::sync::broadcast;
 
-/// Something that happened to the client, from [`WebSocketClient::events`](crate::WebSocketClient::events).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// Market data (also handed to the message handlers).
-    Data(MarketData),
-    /// The connection's state changed.
-    StateChanged {
-        /// The state before.
-        from: ConnectionState,
-        /// The state now.
-        to: ConnectionState,
-    },
-    /// The server acknowledged a subscription.
-    Subscribed(SubscriptionId),
-    /// The server refused a subscription; it is gone.
-    SubscribeFailed {
-        /// The subscription.
-        id: SubscriptionId,
-        /// The server's error.
-        error: ServerError,
-    },
-    /// The session of an earlier connection was resumed.
-    Resumed {
-        /// How many missed messages the server replays next.
-        replayed: u64,
-    },
-    /// Data was lost: seqs `from..=to` never arrived.
-    Gap(Gap),
-    /// A live connection ended; a reconnect follows unless the client gives up.
-    Disconnected(DisconnectReason),
-    /// A connection attempt failed.
-    AttemptFailed {
-        /// The attempt's number in this outage, 1-based.
-        attempt: u32,
-        /// What went wrong.
-        error: OpenError,
-    },
-    /// The next attempt is scheduled.
-    Reconnecting {
-        /// Its number in this outage, 1-based.
-        attempt: u32,
-        /// How long until it starts.
-        delay: Duration,
-    },
-    /// The client stopped trying; the state is `Error`.
-    GaveUp(GiveUpReason),
-    /// A problem with what the server sent; nothing stops.
-    ProtocolError(Arc<ProtocolError>),
-    /// This stream fell behind and missed this many events (its buffer is
-    /// [`ClientBuilder::event_capacity`](crate::ClientBuilder::event_capacity)).
-    Lagged(u64),
-}
+use crate::queue::Queue;
 
-impl ClientEvent {
-    /// The event as a core [`Event`](argus_core::Event) would name it, for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Data(_) => "data",
-            Self::StateChanged { .. } => "state_changed",
-            Self::Subscribed(_) => "subscribed",
-            Self::SubscribeFailed { .. } => "subscribe_failed",
-            Self::Resumed { .. } => "resumed",
-            Self::Gap(_) => "gap",
-            Self::Disconnected(_) => "disconnected",
-            Self::AttemptFailed { .. } => "attempt_failed",
-            Self::Reconnecting { .. } => "reconnecting",
-            Self::GaveUp(_) => "gave_up",
-            Self::ProtocolError(_) => "protocol_error",
-            Self::Lagged(_) => "lagged",
-        }
-    }
-}
-
-type Inner = Pin<Box<dyn Stream<Item = ClientEvent> + Send>>;
-
-/// A stream of [`ClientEvent`]s. Each stream has its own buffer; one that
-/// falls behind yields [`ClientEvent::Lagged`] and goes on with the newest
-/// events (lossless delivery is what message handlers with
-/// [`QueuePolicy::Backpressure`](crate::QueuePolicy::Backpressure) are for).
-/// It ends once the client is dropped.
+/// The client's events, in order, from [`WebSocketClient::events`](crate::WebSocketClient::events).
+///
+/// Lossless: the stream has a bounded buffer, and while it is full the
+/// client stops reading its socket (backpressure), so a slow reader slows
+/// the feed instead of losing events. It ends once the client's connection
+/// task has ended (every handle dropped). Dropping the stream unregisters it.
 pub struct EventStream {
-    inner: Inner,
+    queue: Arc<Queue>,
+    buffer: VecDeque<Event>,
 }
 
 impl EventStream {
-    pub(crate) fn new(receiver: broadcast::Receiver<ClientEvent>) -> Self {
-        let inner = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            match receiver.recv().await {
-                Ok(event) => Some((event, receiver)),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    Some((ClientEvent::Lagged(n), receiver))
-                }
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        });
+    pub(crate) fn new(queue: Arc<Queue>) -> Self {
         Self {
-            inner: Box::pin(inner),
+            queue,
+            buffer: VecDeque::new(),
         }
     }
 
     /// The next event, or `None` once the client is gone: the same as
     /// `StreamExt::next`, without importing a futures crate.
-    pub async fn recv(&mut self) -> Option<ClientEvent> {
-        std::future::poll_fn(|cx| self.inner.as_mut().poll_next(cx)).await
+    pub async fn recv(&mut self) -> Option<Event> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Waits for at least one event, then moves every event already
+    /// received (up to `limit`) into `into`, in order: one wake-up for a
+    /// burst. Returns how many were moved; 0 once the client is gone.
+    pub async fn recv_many(&mut self, into: &mut Vec<Event>, limit: usize) -> usize {
+        std::future::poll_fn(|cx| {
+            if self.buffer.is_empty() {
+                match self.queue.poll_take(cx, &mut self.buffer) {
+                    Poll::Ready(Some(_)) => {}
+                    Poll::Ready(None) => return Poll::Ready(0),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let n = self.buffer.len().min(limit.max(1));
+            into.extend(self.buffer.drain(..n));
+            Poll::Ready(n)
+        })
+        .await
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = &mut *self;
+        if let Some(event) = this.buffer.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        this.queue
+            .poll_take(cx, &mut this.buffer)
+            .map(|taken| taken.and_then(|_| this.buffer.pop_front()))
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.queue.abandon();
     }
 }
 
 impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream").finish_non_exhaustive()
+        f.debug_struct("EventStream")
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
     }
 }
 
-impl Stream for EventStream {
-    type Item = ClientEvent;
+/// A [`LossyEventStream`] fell behind: this many events were dropped or
+/// conflated away before the next one, as its [`QueuePolicy`](crate::QueuePolicy) allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the event stream fell behind and missed {0} events")]
+pub struct Lagged(pub u64);
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
-        self.inner.as_mut().poll_next(cx)
+/// The client's events, in order, for a reader that prefers losing events
+/// to slowing the feed, from [`WebSocketClient::lossy_events`](crate::WebSocketClient::lossy_events).
+/// When it falls behind, its policy drops or conflates events, and the next
+/// item says how many with [`Lagged`] before the stream goes on.
+pub struct LossyEventStream {
+    queue: Arc<Queue>,
+    buffer: VecDeque<Event>,
+    /// Missed events not yet reported.
+    lagged: u64,
+}
+
+impl LossyEventStream {
+    pub(crate) fn new(queue: Arc<Queue>) -> Self {
+        Self {
+            queue,
+            buffer: VecDeque::new(),
+            lagged: 0,
+        }
+    }
+
+    /// The next item, or `None` once the client is gone.
+    pub async fn recv(&mut self) -> Option<Result<Event, Lagged>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Stream for LossyEventStream {
+    type Item = Result<Event, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.buffer.is_empty() {
+            match this.queue.poll_take(cx, &mut this.buffer) {
+                Poll::Ready(Some(missed)) => this.lagged += missed,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if this.lagged > 0 {
+            return Poll::Ready(Some(Err(Lagged(std::mem::take(&mut this.lagged)))));
+        }
+        Poll::Ready(this.buffer.pop_front().map(Ok))
+    }
+}
+
+impl Drop for LossyEventStream {
+    fn drop(&mut self) {
+        self.queue.abandon();
+    }
+}
+
+impl fmt::Debug for LossyEventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LossyEventStream")
+            .field("buffered", &self.buffer.len())
+            .field("lagged", &self.lagged)
+            .finish_non_exhaustive()
     }
 }

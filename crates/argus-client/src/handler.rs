@@ -1,18 +1,18 @@
 //! Message handlers: what [`WebSocketClient::add_message_handler`] accepts,
-//! and the table the dispatcher reads.
+//! and the table the delivery stage reads.
 //!
 //! A handler is any of
-//! - a closure or function taking `&MarketData` (runs synchronously),
-//! - a closure or function taking `MarketData` (runs synchronously),
-//! - a closure or `async fn` taking `MarketData` and returning a future
-//!   (awaited before the next message is handed to the next handler).
+//! - a closure or function taking `&MarketData` or `MarketData` (data only),
+//! - a closure or function taking `&Event` or `Event` (any event it asked
+//!   for: data, gaps, resumes, state changes, …),
+//! - a closure or `async fn` taking `MarketData` or `Event` and returning a
+//!   future (awaited before the handler gets the next event).
 //!
 //! Closures need their argument's type written out (`|data: &MarketData|`),
-//! because the three forms are told apart by it.
+//! because the forms are told apart by it.
 //!
 //! [`WebSocketClient::add_message_handler`]: crate::WebSocketClient::add_message_handler
 
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -21,10 +21,14 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use argus_core::{DataType, MarketData, SubscriptionId};
+use argus_core::{DataType, Event, MarketData, SubscriptionId};
 use futures_util::FutureExt;
 
-/// Which messages a handler sees.
+use crate::interest::Interest;
+use crate::queue::QueuePolicy;
+
+/// Which data messages a handler sees (the original SDK's names). For
+/// events that are not data, register with an [`Interest`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MessageKind {
@@ -34,20 +38,14 @@ pub enum MessageKind {
     Volume,
     /// Order-book messages.
     OrderBook,
-    /// Every data message, whatever its type (the original SDK's `"debug"`
-    /// handler).
+    /// Every data message, whatever its type (the original SDK's `"debug"`).
     All,
 }
 
 impl MessageKind {
     /// Whether a message of type `data_type` is for this kind.
     pub fn matches(self, data_type: DataType) -> bool {
-        match self {
-            Self::All => true,
-            Self::Price => data_type == DataType::Price,
-            Self::Volume => data_type == DataType::Volume,
-            Self::OrderBook => data_type == DataType::OrderBook,
-        }
+        Interest::from(self).contains(data_type.into())
     }
 }
 
@@ -96,32 +94,42 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A handler with its type erased, ready for the table. Built by
 /// [`MessageHandler::into_handler`].
-pub struct Handler(Callback);
+pub struct Handler {
+    callback: Callback,
+    /// The kinds its argument can carry (data only, for a `MarketData` handler).
+    accepts: Interest,
+}
 
 impl fmt::Debug for Handler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let form = match self.0 {
-            Callback::Borrowed(_) => "sync(&MarketData)",
-            Callback::Owned(_) => "sync(MarketData)",
-            Callback::Async(_) => "async(MarketData)",
-            Callback::Removed => "removed",
-        };
-        f.debug_tuple("Handler").field(&form).finish()
+        f.debug_struct("Handler")
+            .field("form", &self.callback.form())
+            .field("accepts", &self.accepts)
+            .finish()
     }
 }
 
 enum Callback {
-    Borrowed(Box<dyn FnMut(&MarketData) + Send>),
-    Owned(Box<dyn FnMut(MarketData) + Send>),
-    Async(Box<dyn FnMut(MarketData) -> BoxFuture + Send>),
-    /// The handler was removed and its closure dropped (a snapshot taken
-    /// before the removal may still list the entry).
+    Borrowed(Box<dyn FnMut(&Event) + Send>),
+    Owned(Box<dyn FnMut(Event) + Send>),
+    Async(Box<dyn FnMut(Event) -> BoxFuture + Send>),
+    /// The handler was removed and its closure dropped.
     Removed,
 }
 
+impl Callback {
+    fn form(&self) -> &'static str {
+        match self {
+            Self::Borrowed(_) => "sync(&Event)",
+            Self::Owned(_) => "sync(Event)",
+            Self::Async(_) => "async(Event)",
+            Self::Removed => "removed",
+        }
+    }
+}
+
 /// Something [`WebSocketClient::add_message_handler`](crate::WebSocketClient::add_message_handler)
-/// accepts. `M` is a marker ([`Borrowed`], [`Owned`] or [`Async`]) that
-/// tells the three forms apart; it is inferred.
+/// accepts. `M` is a marker that tells the forms apart; it is inferred.
 pub trait MessageHandler<M>: Send + 'static {
     /// Erases the handler's type.
     fn into_handler(self) -> Handler;
@@ -135,8 +143,19 @@ pub enum Borrowed {}
 #[derive(Debug)]
 pub enum Owned {}
 
+/// Marks a synchronous handler taking `&Event`.
+#[derive(Debug)]
+pub enum BorrowedEvent {}
+
+/// Marks a synchronous handler taking `Event`.
+#[derive(Debug)]
+pub enum OwnedEvent {}
+
 /// Marks an asynchronous handler taking `MarketData`, returning `Fut`.
 pub struct Async<Fut>(PhantomData<fn() -> Fut>);
+
+/// Marks an asynchronous handler taking `Event`, returning `Fut`.
+pub struct AsyncEvent<Fut>(PhantomData<fn() -> Fut>);
 
 impl<Fut> fmt::Debug for Async<Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,12 +163,36 @@ impl<Fut> fmt::Debug for Async<Fut> {
     }
 }
 
+impl<Fut> fmt::Debug for AsyncEvent<Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AsyncEvent")
+    }
+}
+
+fn data_handler(callback: Callback) -> Handler {
+    Handler {
+        callback,
+        accepts: Interest::DATA,
+    }
+}
+
+fn event_handler(callback: Callback) -> Handler {
+    Handler {
+        callback,
+        accepts: Interest::ALL,
+    }
+}
+
 impl<F> MessageHandler<Borrowed> for F
 where
     F: FnMut(&MarketData) + Send + 'static,
 {
-    fn into_handler(self) -> Handler {
-        Handler(Callback::Borrowed(Box::new(self)))
+    fn into_handler(mut self) -> Handler {
+        data_handler(Callback::Borrowed(Box::new(move |event: &Event| {
+            if let Event::Data(data) = event {
+                self(data);
+            }
+        })))
     }
 }
 
@@ -157,8 +200,12 @@ impl<F> MessageHandler<Owned> for F
 where
     F: FnMut(MarketData) + Send + 'static,
 {
-    fn into_handler(self) -> Handler {
-        Handler(Callback::Owned(Box::new(self)))
+    fn into_handler(mut self) -> Handler {
+        data_handler(Callback::Owned(Box::new(move |event: Event| {
+            if let Event::Data(data) = event {
+                self(data);
+            }
+        })))
     }
 }
 
@@ -167,134 +214,172 @@ where
     F: FnMut(MarketData) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    fn into_handler(mut self) -> Handler {
+        data_handler(Callback::Async(Box::new(move |event: Event| match event {
+            Event::Data(data) => Box::pin(self(data)),
+            _ => Box::pin(std::future::ready(())),
+        })))
+    }
+}
+
+impl<F> MessageHandler<BorrowedEvent> for F
+where
+    F: FnMut(&Event) + Send + 'static,
+{
     fn into_handler(self) -> Handler {
-        let mut f = self;
-        Handler(Callback::Async(Box::new(move |data| Box::pin(f(data)))))
+        event_handler(Callback::Borrowed(Box::new(self)))
+    }
+}
+
+impl<F> MessageHandler<OwnedEvent> for F
+where
+    F: FnMut(Event) + Send + 'static,
+{
+    fn into_handler(self) -> Handler {
+        event_handler(Callback::Owned(Box::new(self)))
+    }
+}
+
+impl<F, Fut> MessageHandler<AsyncEvent<Fut>> for F
+where
+    F: FnMut(Event) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn into_handler(mut self) -> Handler {
+        event_handler(Callback::Async(Box::new(move |event| Box::pin(self(event)))))
     }
 }
 
 /// One registered handler.
 struct Entry {
     id: HandlerId,
-    kind: MessageKind,
-    /// Its callback returns a future.
-    is_async: bool,
-    /// Only this subscription's messages, when set.
+    interest: Interest,
+    /// Only this subscription's data, when set.
     subscription: Option<SubscriptionId>,
+    /// Its callback returns a future (so it never runs inline).
+    is_async: bool,
+    /// Set by `remove`; a removed handler is never called again.
     removed: AtomicBool,
     callback: Mutex<Callback>,
 }
 
 impl Entry {
-    fn wants(&self, data_type: DataType, subscription: &SubscriptionId) -> bool {
-        self.kind.matches(data_type) && self.subscription.as_ref().is_none_or(|s| s == subscription)
+    fn wants(&self, event: &Event) -> bool {
+        self.interest.wants(event)
+            && match (&self.subscription, event) {
+                (Some(only), Event::Data(data)) => data.subscription() == only,
+                _ => true,
+            }
+    }
+
+    /// Drops the closure, unless a call is under way (on any thread, this
+    /// one included: a handler removing itself); the dispatcher then drops
+    /// it when the call returns.
+    fn release(&self) {
+        if let Ok(mut callback) = self.callback.try_lock() {
+            *callback = Callback::Removed;
+        }
     }
 }
 
-thread_local! {
-    /// The handler the dispatcher is calling on this thread, so a handler
-    /// that removes itself does not wait for itself.
-    static RUNNING: Cell<Option<HandlerId>> = const { Cell::new(None) };
-}
-
-/// The handlers registered at one moment, in registration order.
+/// The handlers registered at one moment, in registration order, split by
+/// where they run.
 #[derive(Default)]
 pub(crate) struct Snapshot {
-    entries: Box<[Arc<Entry>]>,
-    any_async: bool,
+    /// Called by the connection task as each event is delivered:
+    /// synchronous handlers under [`QueuePolicy::Backpressure`].
+    inline: Box<[Arc<Entry>]>,
+    /// Called by the handler task, behind the handler queue: async
+    /// handlers, and every handler under a lossy policy.
+    queued: Box<[Arc<Entry>]>,
+    /// What the queued handlers want, together.
+    queued_interest: Interest,
 }
 
 impl Snapshot {
-    fn new(entries: Vec<Arc<Entry>>) -> Self {
-        Self {
-            any_async: entries.iter().any(|e| e.is_async),
-            entries: entries.into_boxed_slice(),
-        }
+    /// Whether a handler of the handler task wants `event`.
+    pub(crate) fn queue_wants(&self, event: &Event) -> bool {
+        self.queued_interest.wants(event) && self.queued.iter().any(|e| e.wants(event))
     }
 
-    /// Whether some handler is asynchronous (and so cannot be called from
-    /// the connection task, which it might await).
-    pub(crate) fn any_async(&self) -> bool {
-        self.any_async
+    /// Whether an inline handler wants `event`.
+    pub(crate) fn inline_wants(&self, event: &Event) -> bool {
+        self.inline.iter().any(|e| e.wants(event))
     }
 }
 
 /// The registered handlers. Readers take a snapshot (an `Arc` clone), so
 /// adding or removing never waits for a handler to run.
 pub(crate) struct HandlerTable {
+    policy: QueuePolicy,
     next_id: AtomicU64,
-    entries: RwLock<Arc<Snapshot>>,
+    entries: RwLock<(Vec<Arc<Entry>>, Arc<Snapshot>)>,
     /// Bumped by every change of the table, so a reader that keeps a
     /// snapshot knows when to take a new one.
     generation: AtomicU64,
     panics: AtomicU64,
 }
 
-impl Default for HandlerTable {
-    fn default() -> Self {
+impl HandlerTable {
+    pub(crate) fn new(policy: QueuePolicy) -> Self {
         Self {
+            policy,
             next_id: AtomicU64::new(1),
-            entries: RwLock::new(Arc::default()),
+            entries: RwLock::default(),
             generation: AtomicU64::new(0),
             panics: AtomicU64::new(0),
         }
     }
-}
 
-impl HandlerTable {
+    fn publish(&self, entries: &mut (Vec<Arc<Entry>>, Arc<Snapshot>)) {
+        let runs_inline =
+            |e: &Arc<Entry>| self.policy == QueuePolicy::Backpressure && !e.is_async;
+        let (inline, queued): (Vec<_>, Vec<_>) = entries.0.iter().cloned().partition(runs_inline);
+        let queued_interest = queued.iter().fold(Interest::NONE, |set, e| set | e.interest);
+        entries.1 = Arc::new(Snapshot {
+            inline: inline.into(),
+            queued: queued.into(),
+            queued_interest,
+        });
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     pub(crate) fn add(
         &self,
-        kind: MessageKind,
+        interest: Interest,
         subscription: Option<SubscriptionId>,
         handler: Handler,
     ) -> HandlerId {
         let id = HandlerId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let entry = Arc::new(Entry {
             id,
-            kind,
-            is_async: matches!(handler.0, Callback::Async(_)),
+            interest: interest.and(handler.accepts),
             subscription,
+            is_async: matches!(handler.callback, Callback::Async(_)),
             removed: AtomicBool::new(false),
-            callback: Mutex::new(handler.0),
+            callback: Mutex::new(handler.callback),
         });
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        let mut next: Vec<Arc<Entry>> = entries.entries.to_vec();
-        next.push(entry);
-        *entries = Arc::new(Snapshot::new(next));
-        self.generation.fetch_add(1, Ordering::Release);
+        entries.0.push(entry);
+        self.publish(&mut entries);
         id
     }
 
-    /// Removes a handler; once this returns it is not called again (a call
-    /// already under way on another thread is waited for).
+    /// Removes a handler: once this returns it is not called again (a call
+    /// already under way may finish), and its closure is dropped at once or,
+    /// when a call is under way, as soon as that call returns.
     pub(crate) fn remove(&self, id: HandlerId) -> bool {
         let removed = {
             let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            let Some(entry) = entries.entries.iter().find(|e| e.id == id).cloned() else {
+            let Some(at) = entries.0.iter().position(|e| e.id == id) else {
                 return false;
             };
-            let next = entries
-                .entries
-                .iter()
-                .filter(|e| e.id != id)
-                .cloned()
-                .collect();
-            *entries = Arc::new(Snapshot::new(next));
-            self.generation.fetch_add(1, Ordering::Release);
+            let entry = entries.0.remove(at);
+            self.publish(&mut entries);
             entry
         };
         removed.removed.store(true, Ordering::SeqCst);
-        if RUNNING.with(Cell::get) != Some(id) {
-            // Wait for a call in progress to end; later calls see `removed`.
-            // The closure (and what it holds) goes now, not when the last
-            // snapshot listing it does.
-            *removed
-                .callback
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Callback::Removed;
-        }
-        // A handler removing itself is dropped by its dispatcher once its
-        // call returns.
+        removed.release();
         true
     }
 
@@ -302,7 +387,7 @@ impl HandlerTable {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .entries
+            .0
             .len()
     }
 
@@ -315,6 +400,7 @@ impl HandlerTable {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .1
             .clone()
     }
 
@@ -324,28 +410,28 @@ impl HandlerTable {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Hands `data` to every handler that wants it, in registration order;
-    /// an async handler is awaited before the next one runs. A panicking
-    /// handler is counted and skipped.
-    #[cfg(test)]
-    pub(crate) async fn dispatch(&self, data: MarketData) {
-        self.dispatch_with(&self.snapshot(), data).await;
-    }
-
-    /// Hands every message of `batch` on, in order, against one snapshot of
-    /// the table (a handler removed meanwhile is still skipped: see `remove`).
-    pub(crate) async fn dispatch_batch(&self, batch: impl IntoIterator<Item = MarketData>) {
-        let snapshot = self.snapshot();
-        for data in batch {
-            self.dispatch_with(&snapshot, data).await;
+    /// Hands `event` to the inline handlers of `snapshot` that want it, in
+    /// registration order, on this thread. True when one did.
+    pub(crate) fn dispatch_inline(&self, snapshot: &Snapshot, event: Event) -> bool {
+        let mut recipients = Recipients::new(&snapshot.inline, &event);
+        let any = recipients.left > 0;
+        let mut event = Some(event);
+        while let Some((entry, last)) = recipients.next(event.as_ref()) {
+            if self.call(entry, &mut event, last).is_some() {
+                tracing::debug!(handler = %entry.id, "async handler met inline; skipped");
+            }
         }
+        any
     }
 
-    async fn dispatch_with(&self, snapshot: &Snapshot, data: MarketData) {
-        let mut recipients = Recipients::new(snapshot, &data);
-        let mut data = Some(data);
-        while let Some((entry, last)) = recipients.next(data.as_ref()) {
-            if let Some(future) = self.call(entry, &mut data, last)
+    /// Hands `event` to the queued handlers of `snapshot` that want it, in
+    /// registration order; an async handler is awaited before the next one
+    /// runs.
+    pub(crate) async fn dispatch_queued(&self, snapshot: &Snapshot, event: Event) {
+        let mut recipients = Recipients::new(&snapshot.queued, &event);
+        let mut event = Some(event);
+        while let Some((entry, last)) = recipients.next(event.as_ref()) {
+            if let Some(future) = self.call(entry, &mut event, last)
                 && std::panic::AssertUnwindSafe(future)
                     .catch_unwind()
                     .await
@@ -356,51 +442,37 @@ impl HandlerTable {
         }
     }
 
-    /// Hands `data` to every handler of `snapshot` that wants it, in
-    /// registration order, on this thread: for a snapshot without async
-    /// handlers (an async one met here would be skipped).
-    pub(crate) fn dispatch_sync(&self, snapshot: &Snapshot, data: MarketData) {
-        let mut recipients = Recipients::new(snapshot, &data);
-        let mut data = Some(data);
-        while let Some((entry, last)) = recipients.next(data.as_ref()) {
-            if self.call(entry, &mut data, last).is_some() {
-                tracing::debug!(handler = %entry.id, "async handler met by a synchronous dispatch; skipped");
-            }
-        }
-    }
-
-    /// Calls one handler with the message (taken by the last handler,
+    /// Calls one handler with the event (taken by the last recipient,
     /// cloned for the others); an async handler's future is returned to be
     /// awaited. A removed handler is not called; a panic is counted.
-    fn call(&self, entry: &Entry, data: &mut Option<MarketData>, last: bool) -> Option<BoxFuture> {
+    fn call(&self, entry: &Entry, event: &mut Option<Event>, last: bool) -> Option<BoxFuture> {
         let mut callback = entry
             .callback
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if entry.removed.load(Ordering::SeqCst) {
+            *callback = Callback::Removed;
             return None;
         }
-        RUNNING.with(|r| r.set(Some(entry.id)));
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut *callback {
                 Callback::Borrowed(f) => {
-                    if let Some(message) = data.as_ref() {
-                        f(message);
+                    if let Some(event) = event.as_ref() {
+                        f(event);
                     }
                     None
                 }
                 Callback::Owned(f) => {
-                    if let Some(message) = take_or_clone(data, last) {
-                        f(message);
+                    if let Some(event) = take_or_clone(event, last) {
+                        f(event);
                     }
                     None
                 }
-                Callback::Async(f) => take_or_clone(data, last).map(f),
+                Callback::Async(f) => take_or_clone(event, last).map(f),
                 Callback::Removed => None,
             }));
-        RUNNING.with(|r| r.set(None));
         if entry.removed.load(Ordering::SeqCst) {
-            // It removed itself during the call.
+            // Removed during the call (by itself, or by another thread).
             *callback = Callback::Removed;
         }
         outcome.unwrap_or_else(|_| {
@@ -411,14 +483,14 @@ impl HandlerTable {
 
     fn handler_panicked(&self, id: HandlerId) {
         self.panics.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(handler = %id, "message handler panicked; the message is skipped for it");
+        tracing::debug!(handler = %id, "message handler panicked; the event is skipped for it");
     }
 }
 
-/// The handlers of a snapshot that want one message, in registration order,
-/// each with whether it is the last of them (which may take the message
-/// instead of a clone). The message is lent to [`next`](Self::next) only,
-/// so that the caller may hand it on between steps.
+/// The entries that want one event, in order, each with whether it is the
+/// last of them (which may take the event instead of a clone). The event is
+/// lent to [`next`](Self::next) only, so the caller may hand it on between
+/// steps.
 struct Recipients<'a> {
     entries: std::slice::Iter<'a, Arc<Entry>>,
     /// How many entries are left up to and including the last recipient.
@@ -426,24 +498,20 @@ struct Recipients<'a> {
 }
 
 impl<'a> Recipients<'a> {
-    fn new(snapshot: &'a Snapshot, data: &MarketData) -> Self {
-        let last = snapshot
-            .entries
-            .iter()
-            .rposition(|e| e.wants(data.data_type(), data.subscription()));
+    fn new(entries: &'a [Arc<Entry>], event: &Event) -> Self {
+        let last = entries.iter().rposition(|e| e.wants(event));
         Self {
-            entries: snapshot.entries.iter(),
+            entries: entries.iter(),
             left: last.map_or(0, |l| l + 1),
         }
     }
 
-    /// The next recipient of `data` (`None` once the last one took it).
-    fn next(&mut self, data: Option<&MarketData>) -> Option<(&'a Entry, bool)> {
-        let data = data?;
+    fn next(&mut self, event: Option<&Event>) -> Option<(&'a Entry, bool)> {
+        let event = event?;
         while self.left > 0 {
             self.left -= 1;
             let entry = self.entries.next()?;
-            if entry.wants(data.data_type(), data.subscription()) {
+            if entry.wants(event) {
                 return Some((entry, self.left == 0));
             }
         }
@@ -451,90 +519,102 @@ impl<'a> Recipients<'a> {
     }
 }
 
-/// The message itself for the last handler, a clone for the others.
-fn take_or_clone(data: &mut Option<MarketData>, last: bool) -> Option<MarketData> {
-    if last { data.take() } else { data.clone() }
+/// The event itself for the last recipient, a clone for the others.
+fn take_or_clone(event: &mut Option<Event>, last: bool) -> Option<Event> {
+    if last { event.take() } else { event.clone() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argus_core::{Gap, GapCause};
     use std::sync::atomic::AtomicUsize;
 
-    fn price(seq: u64) -> MarketData {
+    fn price(seq: u64) -> Event {
         let text = format!(
             r#"{{"type":"price","sub":"main","seq":{seq},"symbol":"AAPL","price":1.5,"timestamp":"2026-11-24T09:49:56.123Z"}}"#
         );
         let msg = argus_core::wire::ServerMessage::decode(&text).unwrap();
-        MarketData::from_wire(&msg, SubscriptionId::new("main").unwrap())
-            .unwrap()
-            .unwrap()
+        Event::Data(
+            MarketData::from_wire(&msg, SubscriptionId::new("main").unwrap())
+                .unwrap()
+                .unwrap(),
+        )
+    }
+
+    fn gap() -> Event {
+        Event::Gap(Gap {
+            from: 2,
+            to: Some(3),
+            cause: GapCause::SeqJump,
+        })
+    }
+
+    fn counter(seen: &Arc<AtomicUsize>, by: usize) -> impl FnMut(&MarketData) + use<> {
+        let seen = seen.clone();
+        move |_: &MarketData| {
+            seen.fetch_add(by, Ordering::SeqCst);
+        }
     }
 
     #[tokio::test]
-    async fn three_forms_and_removal() {
-        let table = HandlerTable::default();
+    async fn every_form_and_where_it_runs() {
+        let table = HandlerTable::new(QueuePolicy::Backpressure);
         let seen = Arc::new(AtomicUsize::new(0));
-        let s = seen.clone();
-        let a = table.add(
-            MessageKind::Price,
-            None,
-            (move |_: &MarketData| {
-                s.fetch_add(1, Ordering::SeqCst);
-            })
-            .into_handler(),
-        );
+        let a = table.add(MessageKind::Price.into(), None, counter(&seen, 1).into_handler());
         let s = seen.clone();
         table.add(
-            MessageKind::All,
+            Interest::ALL,
             None,
-            (move |d: MarketData| {
-                assert_eq!(d.seq(), 1);
-                s.fetch_add(10, Ordering::SeqCst);
-            })
-            .into_handler(),
-        );
-        let s = seen.clone();
-        table.add(
-            MessageKind::Volume,
-            None,
-            (move |_: MarketData| {
-                let s = s.clone();
-                async move {
-                    s.fetch_add(100, Ordering::SeqCst);
+            (move |e: Event| {
+                if matches!(e, Event::Gap(_)) {
+                    s.fetch_add(10, Ordering::SeqCst);
                 }
             })
             .into_handler(),
         );
         let s = seen.clone();
         table.add(
-            MessageKind::Price,
+            Interest::DATA,
             None,
             (move |_: MarketData| {
                 let s = s.clone();
                 async move {
                     tokio::task::yield_now().await;
-                    s.fetch_add(1000, Ordering::SeqCst);
+                    s.fetch_add(100, Ordering::SeqCst);
                 }
             })
             .into_handler(),
         );
-        table.dispatch(price(1)).await;
-        assert_eq!(seen.load(Ordering::SeqCst), 1011);
+        let snapshot = table.snapshot();
+        assert_eq!((snapshot.inline.len(), snapshot.queued.len()), (2, 1));
+        assert!(table.dispatch_inline(&snapshot, price(1)));
+        assert!(snapshot.queue_wants(&price(1)));
+        assert!(!snapshot.queue_wants(&gap()), "a data handler never sees a gap");
+        table.dispatch_queued(&snapshot, price(1)).await;
+        table.dispatch_inline(&snapshot, gap());
+        assert_eq!(seen.load(Ordering::SeqCst), 111);
         assert!(table.remove(a));
         assert!(!table.remove(a));
-        table.dispatch(price(1)).await;
-        assert_eq!(seen.load(Ordering::SeqCst), 2021);
-        assert_eq!(table.len(), 3);
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn a_lossy_policy_queues_every_handler() {
+        let table = HandlerTable::new(QueuePolicy::DropOldest);
+        let seen = Arc::new(AtomicUsize::new(0));
+        table.add(Interest::DATA, None, counter(&seen, 1).into_handler());
+        let snapshot = table.snapshot();
+        assert_eq!((snapshot.inline.len(), snapshot.queued.len()), (0, 1));
     }
 
     #[test]
     fn removal_drops_the_closure_though_a_snapshot_still_lists_it() {
-        let table = HandlerTable::default();
+        let table = HandlerTable::new(QueuePolicy::Backpressure);
         let held = Arc::new(());
         let h = held.clone();
         let id = table.add(
-            MessageKind::All,
+            Interest::DATA,
             None,
             (move |_: &MarketData| {
                 let _ = &h;
@@ -545,64 +625,57 @@ mod tests {
         let generation = table.generation();
         assert_eq!(Arc::strong_count(&held), 2);
         assert!(table.remove(id));
-        assert_eq!(
-            Arc::strong_count(&held),
-            1,
-            "the closure outlived its removal"
-        );
+        assert_eq!(Arc::strong_count(&held), 1, "the closure outlived its removal");
         assert_ne!(table.generation(), generation);
         // The stale snapshot calls nothing.
-        table.dispatch_sync(&snapshot, price(1));
-        assert!(!snapshot.any_async());
+        table.dispatch_inline(&snapshot, price(1));
     }
 
     #[test]
     fn a_handler_removing_itself_is_dropped_after_its_call() {
-        let table = Arc::new(HandlerTable::default());
+        let table = Arc::new(HandlerTable::new(QueuePolicy::Backpressure));
         let held = Arc::new(());
         let (h, t) = (held.clone(), Arc::downgrade(&table));
         let id = Arc::new(std::sync::OnceLock::new());
         let me = id.clone();
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        id.set(
-            table.add(
-                MessageKind::All,
-                None,
-                (move |_: &MarketData| {
-                    let _ = &h;
-                    c.fetch_add(1, Ordering::SeqCst);
-                    if let (Some(table), Some(id)) = (t.upgrade(), me.get()) {
-                        assert!(table.remove(*id));
-                    }
-                })
-                .into_handler(),
-            ),
-        )
+        id.set(table.add(
+            Interest::DATA,
+            None,
+            (move |_: &MarketData| {
+                let _ = &h;
+                c.fetch_add(1, Ordering::SeqCst);
+                if let (Some(table), Some(id)) = (t.upgrade(), me.get()) {
+                    assert!(table.remove(*id));
+                }
+            })
+            .into_handler(),
+        ))
         .unwrap();
         let snapshot = table.snapshot();
-        table.dispatch_sync(&snapshot, price(1));
-        table.dispatch_sync(&snapshot, price(2));
+        table.dispatch_inline(&snapshot, price(1));
+        table.dispatch_inline(&snapshot, price(2));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(Arc::strong_count(&held), 1);
     }
 
     #[tokio::test]
     async fn panics_are_contained() {
-        let table = HandlerTable::default();
+        let table = HandlerTable::new(QueuePolicy::DropOldest);
         table.add(
-            MessageKind::All,
+            Interest::DATA,
             None,
             (|_: &MarketData| panic!("boom")).into_handler(),
         );
         let hit = Arc::new(AtomicBool::new(false));
         let h = hit.clone();
         table.add(
-            MessageKind::All,
+            Interest::DATA,
             None,
             (move |_: &MarketData| h.store(true, Ordering::SeqCst)).into_handler(),
         );
-        table.dispatch(price(1)).await;
+        table.dispatch_queued(&table.snapshot(), price(1)).await;
         assert!(hit.load(Ordering::SeqCst));
         assert_eq!(table.panics(), 1);
     }

@@ -36,36 +36,49 @@
 //! }
 //! ```
 //!
-//! ## Where handlers run
+//! ## One ordered output
 //!
-//! Under [`QueuePolicy::Backpressure`] (the default, lossless) with only
-//! synchronous handlers, the connection task calls them itself as each
-//! frame is decoded: no queue, no hop, no wake-up. Otherwise (an async
-//! handler is registered, or another policy) a bounded queue
-//! ([`ClientBuilder::queue_capacity`]) feeds a handler task. When handlers
-//! fall behind, [`QueuePolicy`] decides: backpressure (reading stops), drop
-//! the oldest, or conflate to the latest per (symbol, data type).
+//! The core's [`Event`]s (data, gaps, resumes, state changes, errors) leave
+//! the connection task once, in the core's order, through one delivery
+//! stage, and every consumer sees that same sequence: message handlers
+//! (registered for data, for events, or both: see
+//! [`WebSocketClient::add_message_handler`]) and each event stream
+//! ([`WebSocketClient::events`]). Under [`QueuePolicy::Backpressure`] (the
+//! default) nothing is dropped: a consumer that falls behind its bounded
+//! queue holds the socket's reading, and so slows the feed. Synchronous
+//! handlers are then called by the connection task itself as each frame is
+//! decoded: no queue, no hop, no wake-up. Async handlers run in a handler
+//! task behind a bounded queue ([`ClientBuilder::queue_capacity`]). Losing
+//! events instead is a choice a consumer makes: [`QueuePolicy::DropOldest`]
+//! or [`QueuePolicy::ConflateLatest`] for the handlers, or
+//! [`WebSocketClient::lossy_events`], each counted.
 #![forbid(unsafe_code)]
 
 mod adapter;
+mod builder;
 mod client;
+mod delivery;
 mod driver;
 mod error;
 mod events;
 pub mod handler;
+mod interest;
+mod link;
 mod manager;
 mod queue;
 mod quickstart;
+mod replies;
 mod runtime;
+mod shared;
 pub mod transport;
 
-pub use client::{
-    ClientBuilder, ClientStats, DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY, WeakClient,
-    WebSocketClient,
-};
+pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY};
+pub use client::{ClientStats, WeakClient, WebSocketClient};
 pub use error::{BuildError, ConnectError, SubscribeError, UnsubscribeError};
-pub use events::{ClientEvent, EventStream};
+pub use events::{EventStream, Lagged, LossyEventStream};
 pub use handler::{HandlerId, MessageHandler, MessageKind};
+pub use interest::{Interest, InvalidInterest};
+pub use shared::SubscriptionInfo;
 pub use queue::{QueuePolicy, QueueStats};
 pub use quickstart::{QuickStartClient, QuickStartError, STOCK_DATA_TYPES};
 pub use runtime::Runtime;
@@ -79,8 +92,8 @@ pub use tungstenite;
 
 pub use argus_core;
 pub use argus_core::{
-    ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
-    GiveUpReason, MarketData, OpenError, ServerError, Stats, SubscriptionConfig, SubscriptionId,
-    UpdateFrequency,
+    ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Event, Gap, GapCause,
+    GiveUpReason, MarketData, OpenError, ProtocolError, RequestKind, ServerError, Stats,
+    SubscriptionConfig, SubscriptionId, SubscriptionStatus, UpdateFrequency,
 };
 pub use argus_manager;

@@ -1,47 +1,54 @@
-//! The bounded queue between the connection task and the handler task, and
-//! what happens when it is full.
+//! A bounded queue between the connection task (the one producer) and one
+//! consumer (the handler task, or one event stream), and what happens when
+//! it is full.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
-use argus_core::{DataType, MarketData, Symbol};
+use argus_core::{DataType, Event, Symbol};
 use serde::Serialize;
-use tokio::sync::Notify;
 
-/// What the connection task does with a message when the handler queue is
-/// full (the handlers are slower than the feed).
+/// What happens when a consumer (the handlers, or an event stream) falls
+/// behind the feed and its queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum QueuePolicy {
-    /// Stop reading the socket until a handler takes a message: nothing is
-    /// lost, and the server sees the client slow down (a server may drop a
-    /// consumer that stays too slow, close code 4000; the client then
+    /// Stop reading the socket until the consumer takes an event: nothing
+    /// is lost, and the server sees the client slow down (a server may drop
+    /// a consumer that stays too slow, close code 4000; the client then
     /// reconnects and resumes without loss). Timers and commands are still
     /// served while the queue is full, but a ping's answer is not read
     /// either, so a queue that stays full for longer than `timeout` makes
     /// the link look dead.
     ///
-    /// With only synchronous handlers registered, the connection task calls
-    /// them itself and nothing is queued: the lowest latency and cost, and
-    /// the same lossless slow-down.
+    /// Synchronous handlers are called by the connection task itself under
+    /// this policy: nothing is queued for them, the lowest latency and cost,
+    /// and the same lossless slow-down.
     #[default]
     Backpressure,
-    /// Drop the oldest queued message to make room (counted in
+    /// Drop the oldest queued event to make room (counted in
     /// [`QueueStats::dropped`]).
     DropOldest,
-    /// Keep only the latest message per (symbol, data type): a new message
-    /// replaces the newest queued one of the same symbol and type (counted in
-    /// [`QueueStats::conflated`]) and goes to the back, so handlers still see
-    /// seqs in increasing order. When no queued message shares its key, the
-    /// oldest message is dropped instead (counted in [`QueueStats::dropped`]):
+    /// Keep only the latest data message per (symbol, data type): a new
+    /// message replaces the newest queued one of the same symbol and type
+    /// (counted in [`QueueStats::conflated`]) and goes to the back, so
+    /// seqs still increase. When no queued message shares its key, the
+    /// oldest event is dropped instead (counted in [`QueueStats::dropped`]):
     /// give the queue more room than the number of (symbol, type) pairs
     /// subscribed.
     ConflateLatest,
 }
 
-/// The handler queue's counters. At any snapshot,
+impl QueuePolicy {
+    /// Whether the policy may lose events (every policy but backpressure).
+    pub fn is_lossy(self) -> bool {
+        self != Self::Backpressure
+    }
+}
+
+/// A queue's counters. At any snapshot,
 /// `enqueued == delivered + dropped + conflated + depth`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -50,70 +57,70 @@ pub struct QueueStats {
     pub policy: QueuePolicy,
     /// Room in the queue.
     pub capacity: usize,
-    /// Messages waiting now.
+    /// Events waiting now.
     pub depth: usize,
-    /// The most messages that ever waited at once.
+    /// The most events that ever waited at once.
     pub max_depth: usize,
-    /// Messages for the handlers: put in the queue, or handed to the
-    /// handlers at once by the connection task (see [`QueuePolicy::Backpressure`]).
+    /// Events put in the queue.
     pub enqueued: u64,
-    /// Messages handed to the handlers (taken out of the queue, or handed
-    /// on at once).
+    /// Events taken out by the consumer.
     pub delivered: u64,
-    /// Messages dropped to make room ([`QueuePolicy::DropOldest`], or
-    /// [`QueuePolicy::ConflateLatest`] without a message to replace).
+    /// Events dropped to make room.
     pub dropped: u64,
-    /// Messages replaced by a newer one of the same symbol and type.
+    /// Data messages replaced by a newer one of the same symbol and type.
     pub conflated: u64,
-    /// Handler calls that panicked (the message is skipped for that handler).
+    /// Events handed to synchronous handlers by the connection task itself,
+    /// without a queue (handler queue only).
+    pub inline: u64,
+    /// Handler calls that panicked (the event is skipped for that handler;
+    /// handler queue only).
     pub handler_panics: u64,
 }
 
 type Key = (Symbol, DataType);
 
-fn key(data: &MarketData) -> Key {
-    (data.symbol(), data.data_type())
+fn key(event: &Event) -> Option<Key> {
+    match event {
+        Event::Data(data) => Some((data.symbol(), data.data_type())),
+        _ => None,
+    }
 }
 
 #[derive(Default)]
 struct State {
-    items: VecDeque<MarketData>,
-    /// How many queued messages each key has (conflation only).
+    items: VecDeque<Event>,
+    /// How many queued data messages each key has (conflation only).
     keys: HashMap<Key, usize>,
     stats: QueueStats,
-    closed: bool,
+    /// Events dropped or conflated since the consumer last took one.
+    missed: u64,
+    /// The producer is gone: the consumer ends once the queue is empty.
+    producer_gone: bool,
+    /// The consumer is gone: nothing is queued any more.
+    consumer_gone: bool,
+    consumer: Option<Waker>,
+    producer: Option<Waker>,
 }
 
 impl State {
-    fn forget(&mut self, data: &MarketData) {
-        if self.stats.policy == QueuePolicy::ConflateLatest {
-            let k = key(data);
-            if let Some(n) = self.keys.get_mut(&k) {
-                *n -= 1;
-                if *n == 0 {
-                    self.keys.remove(&k);
-                }
+    fn forget(&mut self, event: &Event) {
+        if self.stats.policy == QueuePolicy::ConflateLatest
+            && let Some(k) = key(event)
+            && let Some(n) = self.keys.get_mut(&k)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(&k);
             }
         }
     }
 }
 
-/// A bounded queue with one producer (the connection task) and one consumer
-/// (the handler task).
+/// A bounded queue of events with one producer and one consumer.
 pub(crate) struct Queue {
     state: Mutex<State>,
     capacity: usize,
     policy: QueuePolicy,
-    /// Signalled when a message arrives or the queue closes.
-    ready: Notify,
-    /// Signalled when a message leaves.
-    space: Notify,
-    /// Messages queued and not yet through the handlers (including those
-    /// the handler task took and is still dispatching).
-    in_flight: AtomicUsize,
-    /// Messages the connection task handed to the handlers itself, without
-    /// queuing them (one writer: the connection task).
-    direct: AtomicU64,
 }
 
 impl Queue {
@@ -129,206 +136,169 @@ impl Queue {
             }),
             capacity,
             policy,
-            ready: Notify::new(),
-            space: Notify::new(),
-            in_flight: AtomicUsize::new(0),
-            direct: AtomicU64::new(0),
         }
     }
 
-    /// The policy in force.
-    pub(crate) fn policy(&self) -> QueuePolicy {
-        self.policy
-    }
-
-    /// Whether nothing is queued nor being dispatched by the handler task:
-    /// the connection task may then call the handlers itself without
-    /// overtaking anything.
-    pub(crate) fn is_quiet(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-    }
-
-    /// The handler task finished dispatching `n` messages it took.
-    pub(crate) fn dispatched(&self, n: usize) {
-        self.in_flight.fetch_sub(n, Ordering::Release);
-    }
-
-    /// The connection task handed `n` messages to the handlers itself.
-    pub(crate) fn delivered_directly(&self, n: u64) {
-        // One writer: a load and a store, no read-modify-write.
-        let total = self.direct.load(Ordering::Relaxed) + n;
-        self.direct.store(total, Ordering::Relaxed);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the producer must wait before reading more (backpressure).
-    pub(crate) fn is_blocked(&self) -> bool {
-        self.policy == QueuePolicy::Backpressure && self.lock().items.len() >= self.capacity
+    /// Whether the producer must not read more for now (backpressure).
+    pub(crate) fn is_full(&self) -> bool {
+        let state = self.lock();
+        self.policy == QueuePolicy::Backpressure
+            && !state.consumer_gone
+            && state.items.len() >= self.capacity
     }
 
-    /// Waits until a message leaves the queue (or returns at once if one left
-    /// since the last wait).
-    pub(crate) async fn space(&self) {
-        self.space.notified().await;
-    }
-
-    /// Adds a message; never waits. Under backpressure the producer checks
-    /// [`is_blocked`](Self::is_blocked) before reading, so the queue is not full here.
-    /// How many more messages fit before backpressure applies (unbounded
-    /// under the other policies, which never block).
+    /// How many more events fit before backpressure applies (unbounded under
+    /// the other policies, which never block).
     pub(crate) fn room(&self) -> usize {
-        if self.policy == QueuePolicy::Backpressure {
-            self.capacity.saturating_sub(self.lock().items.len())
+        let state = self.lock();
+        if self.policy == QueuePolicy::Backpressure && !state.consumer_gone {
+            self.capacity.saturating_sub(state.items.len())
         } else {
             usize::MAX
         }
     }
 
-    /// Queues every message of `batch` in order, taking the lock and waking
-    /// the handler task once; leaves `batch` empty.
-    pub(crate) fn push_batch(&self, batch: &mut Vec<MarketData>) {
-        if batch.is_empty() {
-            return;
-        }
+    /// Ready once the queue has room (or its consumer is gone).
+    pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
-        let before = state.items.len();
-        let pushed = batch.len();
-        for data in batch.drain(..) {
-            self.push_locked(&mut state, data);
+        if state.consumer_gone || state.items.len() < self.capacity {
+            return Poll::Ready(());
         }
-        // Dropped or conflated messages leave the flight at once.
-        let lost = (before + pushed).saturating_sub(state.items.len());
-        if !state.closed {
-            self.in_flight.fetch_add(pushed - lost, Ordering::Release);
-        }
-        drop(state);
-        self.ready.notify_one();
+        state.producer = Some(cx.waker().clone());
+        Poll::Pending
     }
 
-    #[cfg(test)]
-    pub(crate) fn push(&self, data: MarketData) {
-        self.push_batch(&mut vec![data]);
+    /// Whether the consumer went away (a dropped stream).
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.lock().consumer_gone
     }
 
-    fn push_locked(&self, state: &mut State, data: MarketData) {
-        if state.closed {
+    /// Adds an event; never waits. Under backpressure the producer checks
+    /// [`room`](Self::room) before reading, so the queue exceeds its
+    /// capacity by at most the events of one frame.
+    pub(crate) fn push(&self, event: Event) {
+        let mut state = self.lock();
+        if state.consumer_gone {
             return;
         }
         state.stats.enqueued += 1;
         if state.items.len() >= self.capacity {
-            match self.policy {
-                QueuePolicy::Backpressure => {}
-                QueuePolicy::DropOldest => {
-                    if let Some(old) = state.items.pop_front() {
-                        state.forget(&old);
-                        state.stats.dropped += 1;
-                    }
-                }
-                QueuePolicy::ConflateLatest => {
-                    let k = key(&data);
-                    let position = if state.keys.contains_key(&k) {
-                        state.items.iter().rposition(|m| key(m) == k)
-                    } else {
-                        None
-                    };
-                    let old = match position {
-                        Some(i) => {
-                            state.stats.conflated += 1;
-                            state.items.remove(i)
-                        }
-                        None => {
-                            state.stats.dropped += 1;
-                            state.items.pop_front()
-                        }
-                    };
-                    if let Some(old) = old {
-                        state.forget(&old);
-                    }
-                }
-            }
+            self.make_room(&mut state, &event);
         }
-        if self.policy == QueuePolicy::ConflateLatest {
-            *state.keys.entry(key(&data)).or_default() += 1;
+        if self.policy == QueuePolicy::ConflateLatest
+            && let Some(k) = key(&event)
+        {
+            *state.keys.entry(k).or_default() += 1;
         }
-        state.items.push_back(data);
+        state.items.push_back(event);
         state.stats.max_depth = state.stats.max_depth.max(state.items.len());
+        let consumer = state.consumer.take();
+        drop(state);
+        if let Some(waker) = consumer {
+            waker.wake();
+        }
     }
 
-    /// The next message, or `None` once the queue is closed.
-    pub(crate) async fn pop(&self) -> Option<MarketData> {
-        loop {
-            {
-                let mut state = self.lock();
-                if state.closed {
-                    return None;
-                }
-                if let Some(data) = state.items.pop_front() {
-                    state.forget(&data);
-                    state.stats.delivered += 1;
-                    drop(state);
-                    self.space.notify_one();
-                    return Some(data);
+    fn make_room(&self, state: &mut State, incoming: &Event) {
+        let old = match self.policy {
+            QueuePolicy::Backpressure => return,
+            QueuePolicy::DropOldest => {
+                state.stats.dropped += 1;
+                state.items.pop_front()
+            }
+            QueuePolicy::ConflateLatest => {
+                let position = key(incoming)
+                    .filter(|k| state.keys.contains_key(k))
+                    .and_then(|k| state.items.iter().rposition(|e| key(e).as_ref() == Some(&k)));
+                match position {
+                    Some(i) => {
+                        state.stats.conflated += 1;
+                        state.items.remove(i)
+                    }
+                    None => {
+                        state.stats.dropped += 1;
+                        state.items.pop_front()
+                    }
                 }
             }
-            self.ready.notified().await;
+        };
+        if let Some(old) = old {
+            state.missed += 1;
+            state.forget(&old);
         }
     }
 
-    /// Stops the consumer; queued messages are discarded.
-    /// Takes what is queued, waiting while nothing is; `None` once closed.
-    /// Under backpressure it takes everything at once (one lock and one
-    /// wake-up of the connection task for the lot); under the other policies
-    /// one message, so that what waits stays subject to dropping and
-    /// conflation.
-    pub(crate) async fn pop_batch(&self, into: &mut VecDeque<MarketData>) -> bool {
-        if self.policy != QueuePolicy::Backpressure {
-            return match self.pop().await {
-                Some(data) => {
-                    into.push_back(data);
-                    true
-                }
-                None => false,
-            };
-        }
-        loop {
-            {
-                let mut state = self.lock();
-                if state.closed {
-                    return false;
-                }
-                if !state.items.is_empty() {
-                    std::mem::swap(&mut state.items, into);
-                    state.stats.delivered += into.len() as u64;
-                    drop(state);
-                    self.space.notify_one();
-                    return true;
-                }
+    /// Takes queued events into `into`: everything under backpressure (one
+    /// lock and one wake-up for the lot), one event under the other policies
+    /// (so what waits stays subject to dropping and conflation). Ready with
+    /// the number of events missed (dropped or conflated) since the last
+    /// take, or `None` once the producer is gone and the queue is empty.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        into: &mut VecDeque<Event>,
+    ) -> Poll<Option<u64>> {
+        let mut state = self.lock();
+        if state.items.is_empty() {
+            if state.producer_gone {
+                return Poll::Ready(None);
             }
-            self.ready.notified().await;
+            state.consumer = Some(cx.waker().clone());
+            return Poll::Pending;
         }
+        let taken = if self.policy == QueuePolicy::Backpressure {
+            let n = state.items.len();
+            into.extend(state.items.drain(..));
+            n
+        } else {
+            let event = state.items.pop_front().expect("not empty");
+            state.forget(&event);
+            into.push_back(event);
+            1
+        };
+        state.stats.delivered += taken as u64;
+        let missed = std::mem::take(&mut state.missed);
+        let producer = state.producer.take();
+        drop(state);
+        if let Some(waker) = producer {
+            waker.wake();
+        }
+        Poll::Ready(Some(missed))
     }
 
+    /// The producer is done: the consumer takes what is queued, then ends.
     pub(crate) fn close(&self) {
         let mut state = self.lock();
-        state.closed = true;
-        self.in_flight
-            .fetch_sub(state.items.len(), Ordering::Release);
+        state.producer_gone = true;
+        let consumer = state.consumer.take();
+        drop(state);
+        if let Some(waker) = consumer {
+            waker.wake();
+        }
+    }
+
+    /// The consumer is gone: what is queued is discarded, and the producer
+    /// is never held up by this queue again.
+    pub(crate) fn abandon(&self) {
+        let mut state = self.lock();
+        state.consumer_gone = true;
         state.items.clear();
         state.keys.clear();
+        let producer = state.producer.take();
         drop(state);
-        self.ready.notify_one();
+        if let Some(waker) = producer {
+            waker.wake();
+        }
     }
 
     pub(crate) fn stats(&self) -> QueueStats {
         let state = self.lock();
-        let direct = self.direct.load(Ordering::Relaxed);
         QueueStats {
             depth: state.items.len(),
-            enqueued: state.stats.enqueued + direct,
-            delivered: state.stats.delivered + direct,
             ..state.stats.clone()
         }
     }
@@ -337,24 +307,36 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::SubscriptionId;
+    use argus_core::{MarketData, SubscriptionId};
+    use futures_util::task::noop_waker_ref;
 
-    fn tick(kind: &str, symbol: &str, seq: u64) -> MarketData {
-        let body = match kind {
-            "price" => r#""price":1.5"#,
-            _ => r#""volume":7"#,
-        };
+    fn tick(symbol: &str, seq: u64) -> Event {
         let text = format!(
-            r#"{{"type":"{kind}","sub":"s","seq":{seq},"symbol":"{symbol}",{body},"timestamp":"2026-11-24T09:49:56.123Z"}}"#
+            r#"{{"type":"price","sub":"s","seq":{seq},"symbol":"{symbol}","price":1.0,"timestamp":"2026-11-24T09:49:56.123Z"}}"#
         );
         let msg = argus_core::wire::ServerMessage::decode(&text).unwrap();
-        MarketData::from_wire(&msg, SubscriptionId::new("s").unwrap())
-            .unwrap()
-            .unwrap()
+        Event::Data(
+            MarketData::from_wire(&msg, SubscriptionId::new("s").unwrap())
+                .unwrap()
+                .unwrap(),
+        )
     }
 
-    fn seqs(q: &Queue) -> Vec<u64> {
-        q.lock().items.iter().map(MarketData::seq).collect()
+    fn take(q: &Queue) -> (Vec<u64>, u64) {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut into = VecDeque::new();
+        let mut missed = 0;
+        while let Poll::Ready(Some(m)) = q.poll_take(&mut cx, &mut into) {
+            missed += m;
+        }
+        let seqs = into
+            .iter()
+            .map(|e| match e {
+                Event::Data(d) => d.seq(),
+                _ => 0,
+            })
+            .collect();
+        (seqs, missed)
     }
 
     fn adds_up(s: &QueueStats) -> bool {
@@ -363,46 +345,54 @@ mod tests {
 
     #[test]
     fn drop_oldest() {
-        let q = Queue::new(2, QueuePolicy::DropOldest);
+        let q = Queue::new(3, QueuePolicy::DropOldest);
         for seq in 1..=5 {
-            q.push(tick("price", "A", seq));
+            q.push(tick("AAPL", seq));
         }
-        assert_eq!(seqs(&q), [4, 5]);
+        assert_eq!(take(&q), (vec![3, 4, 5], 2));
         let s = q.stats();
-        assert_eq!((s.dropped, s.depth, s.max_depth), (3, 2, 2));
+        assert_eq!((s.dropped, s.delivered, s.max_depth), (2, 3, 3));
         assert!(adds_up(&s));
     }
 
     #[test]
     fn conflate_keeps_the_latest_per_key_in_seq_order() {
-        let q = Queue::new(3, QueuePolicy::ConflateLatest);
-        q.push(tick("price", "A", 1));
-        q.push(tick("price", "B", 2));
-        q.push(tick("volume", "A", 3));
-        q.push(tick("price", "A", 4)); // replaces 1
-        q.push(tick("price", "B", 5)); // replaces 2
-        assert_eq!(seqs(&q), [3, 4, 5]);
-        q.push(tick("price", "C", 6)); // no C queued: the oldest goes
-        assert_eq!(seqs(&q), [4, 5, 6]);
+        let q = Queue::new(2, QueuePolicy::ConflateLatest);
+        q.push(tick("AAPL", 1));
+        q.push(tick("MSFT", 2));
+        q.push(tick("AAPL", 3));
+        q.push(tick("AAPL", 4));
+        assert_eq!(take(&q).0, vec![2, 4]);
         let s = q.stats();
-        assert_eq!((s.conflated, s.dropped), (2, 1));
+        assert_eq!((s.conflated, s.dropped), (2, 0));
         assert!(adds_up(&s));
-        assert_eq!(q.lock().keys.values().sum::<usize>(), 3);
     }
 
-    #[tokio::test]
-    async fn backpressure_blocks_and_pop_frees() {
+    #[test]
+    fn backpressure_fills_and_taking_frees() {
         let q = Queue::new(2, QueuePolicy::Backpressure);
-        q.push(tick("price", "A", 1));
-        assert!(!q.is_blocked());
-        q.push(tick("price", "A", 2));
-        assert!(q.is_blocked());
-        assert_eq!(q.pop().await.unwrap().seq(), 1);
-        q.space().await; // a permit was stored by the pop
-        assert!(!q.is_blocked());
-        let s = q.stats();
-        assert_eq!((s.enqueued, s.delivered, s.depth), (2, 1, 1));
+        let mut cx = Context::from_waker(noop_waker_ref());
+        q.push(tick("AAPL", 1));
+        assert_eq!(q.room(), 1);
+        q.push(tick("AAPL", 2));
+        assert!(q.is_full());
+        assert!(q.poll_space(&mut cx).is_pending());
+        assert_eq!(take(&q), (vec![1, 2], 0));
+        assert!(q.poll_space(&mut cx).is_ready());
+        q.abandon();
+        q.push(tick("AAPL", 3));
+        assert!(!q.is_full());
+        assert_eq!(q.room(), usize::MAX, "an abandoned queue holds nobody up");
+    }
+
+    #[test]
+    fn a_closed_queue_ends_after_what_it_holds() {
+        let q = Queue::new(4, QueuePolicy::Backpressure);
+        q.push(tick("AAPL", 1));
         q.close();
-        assert!(q.pop().await.is_none());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut into = VecDeque::new();
+        assert_eq!(q.poll_take(&mut cx, &mut into), Poll::Ready(Some(0)));
+        assert_eq!(q.poll_take(&mut cx, &mut into), Poll::Ready(None));
     }
 }

@@ -3,9 +3,7 @@
 //! queue, events, errors) is in this crate, the same for every runtime.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use argus_core::{OpenError, OpenRequest};
@@ -53,24 +51,4 @@ pub trait Runtime: Send + Sync + 'static {
         request: OpenRequest,
         tls: Arc<rustls::ClientConfig>,
     ) -> impl Future<Output = Result<Self::Socket, OpenError>> + Send + 'static;
-}
-
-/// Gives the other tasks of the runtime a turn: pending once, waking itself.
-pub(crate) fn yield_now() -> impl Future<Output = ()> {
-    struct YieldNow(bool);
-
-    impl Future for YieldNow {
-        type Output = ();
-
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if self.0 {
-                return Poll::Ready(());
-            }
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-
-    YieldNow(false)
 }

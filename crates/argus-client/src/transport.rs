@@ -7,9 +7,10 @@
 use std::io;
 use std::sync::Arc;
 
-use argus_core::{OpenError, OpenRequest};
+use argus_core::{Input, LinkError, OpenError, OpenRequest};
 use rustls::pki_types::ServerName;
 use tungstenite::Error as WsError;
+use tungstenite::error::ProtocolError;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 use tungstenite::http::{HeaderValue, header};
@@ -130,15 +131,46 @@ pub fn tls_error(error: io::Error) -> OpenError {
 /// A failed WebSocket upgrade.
 pub fn handshake_error(error: WsError) -> OpenError {
     match error {
-        WsError::Http(response) => match response.status().as_u16() {
-            status @ (401 | 403) => OpenError::Unauthorized { status },
-            status => OpenError::Http { status },
-        },
+        WsError::Http(response) => OpenError::from_http_status(response.status().as_u16()),
         WsError::Url(e) => OpenError::InvalidUrl(e.to_string()),
         WsError::HttpFormat(e) => OpenError::InvalidUrl(e.to_string()),
         WsError::Io(e) => OpenError::Network(format!("upgrade: {e}")),
         WsError::Tls(e) => OpenError::Network(format!("upgrade: {e}")),
         other => OpenError::Network(format!("upgrade: {other}")),
+    }
+}
+
+/// What a failure of an open link is to the core, the same for every
+/// transport: an oversized message is [`LinkError::MessageTooBig`] (the
+/// core answers with close 1009); the peer or the network going away
+/// (I/O errors, a reset, a closed connection) is a link closed without a
+/// close frame; anything else the WebSocket layer refuses is a
+/// [`LinkError::Socket`].
+pub fn link_input(error: &WsError) -> Input<'static> {
+    match error {
+        WsError::Capacity(_) => Input::Failed(LinkError::MessageTooBig),
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Input::Closed {
+            code: None,
+            reason: "",
+        },
+        other => Input::Failed(LinkError::Socket(other.to_string())),
+    }
+}
+
+/// The URL without any `user:password@` part, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -183,6 +215,16 @@ mod tests {
             handshake_error(WsError::Io(io::Error::other("reset"))),
             OpenError::Network(_)
         ));
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_logs() {
+        assert_eq!(
+            redact_url("wss://user:pw@feed.example.com/ws?x=1"),
+            "wss://***@feed.example.com/ws?x=1"
+        );
+        assert_eq!(redact_url("ws://h:1/ws"), "ws://h:1/ws");
+        assert_eq!(redact_url("ws://h/ws@x"), "ws://h/ws@x");
     }
 
     #[test]
