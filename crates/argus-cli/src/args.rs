@@ -35,17 +35,19 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-/// The slow-consumer policy of the client's queue, as named on the command
-/// line.
+/// What `tail` and `watch` do when they cannot keep up with the feed, as
+/// named on the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Policy {
     /// Slow the socket down: lose nothing (the server may close a client that
     /// stays too slow; it then reconnects and resumes).
     #[default]
     Backpressure,
-    /// Drop the oldest queued message to make room.
+    /// Keep reading; drop the oldest queued event to make room, and say how
+    /// many went (a `lagged` line).
     DropOldest,
-    /// Keep only the latest queued message per symbol and data type.
+    /// Keep reading; keep only the latest queued message per symbol and data
+    /// type, and say how many went (a `lagged` line).
     Conflate,
 }
 
@@ -112,8 +114,8 @@ pub struct StreamArgs {
     /// What to do when stdout (or the screen) cannot keep up with the feed.
     #[arg(long, value_enum, default_value_t = Policy::Backpressure)]
     pub policy: Policy,
-    /// Messages the client queues for a slow consumer before --policy applies.
-    #[arg(long, default_value_t = argus_tokio::DEFAULT_QUEUE_CAPACITY)]
+    /// Events the client queues for a slow consumer before --policy applies.
+    #[arg(long, default_value_t = argus_tokio::DEFAULT_EVENT_CAPACITY)]
     pub queue_capacity: usize,
 }
 
@@ -193,7 +195,7 @@ pub enum UsageError {
     Config(ConfigError),
     /// The subscription is not valid.
     Subscription(SubscriptionConfigError),
-    /// The client refused a setting of its own (queue capacity).
+    /// The client refused a setting of its own (the queue's capacity).
     Build(BuildError),
     /// A setting of `serve` is unusable.
     Server(String),
@@ -212,7 +214,9 @@ impl UsageError {
                 SubscriptionConfigError::NoDataTypes => "--types",
                 _ => "--min-price/--max-price",
             }),
-            Self::Build(BuildError::ZeroQueueCapacity) => Some("--queue-capacity"),
+            Self::Build(BuildError::ZeroQueueCapacity | BuildError::ZeroEventCapacity) => {
+                Some("--queue-capacity")
+            }
             Self::Build(BuildError::Config(e)) => flag_of_field(e.field()),
             _ => None,
         }

@@ -5,8 +5,8 @@
 //!
 //! - `argus tail` connects, subscribes, and prints every data message and
 //!   event as one JSON object per line (NDJSON) on stdout, in the order they
-//!   happened ([`tail::tail`], [`lines`] for the format, [`feed`] for how
-//!   order is kept without losing data);
+//!   happened ([`tail::tail`], [`lines`] for the format, [`feed`] for the
+//!   client's one ordered stream it reads);
 //! - `argus watch` shows a live table, one row per symbol ([`watch`]);
 //! - `argus serve` runs the reference server ([`serve`]).
 //!

@@ -10,15 +10,18 @@
 //! | `state` | `state`, `from` (the connection states) |
 //! | `subscribed` | `id` |
 //! | `resumed` | `replayed` (messages the server replays next) |
-//! | `gap` | `from`, `to` (seqs `from..=to` are missing; `to` null when unknown), `cause` (`seq_jump`, `resume_failed`) |
+//! | `gap` | `from`, `to` (seqs `from..=to` are missing; `to` null when unknown), `cause` (`seq_jump`, `resume_failed`, `resume_timed_out`) |
 //! | `disconnected` | `kind` (`server_closed`, `lost`, `failed`, `heartbeat_timeout`) and its details, `message` |
 //! | `reconnecting` | `attempt`, `delay` (seconds) |
-//! | `error` | `kind` (`attempt_failed`, `gave_up`, `subscribe_failed`, `protocol`, `lagged`), `message`, and `attempt`, `id`, `code` or `missed_events` |
+//! | `error` | `kind` (`attempt_failed`, `gave_up`, `subscribe_failed`, `request_timed_out`, `protocol`, `lagged`), `message`, and `attempt`, `id`, `code`, `request` and `timeout` (seconds), or `missed_events` |
+//! | `ignored` | `kind`: the `type` of a message this version does not know |
 //! | `stats` | the client's statistics, written once at exit |
 
 use std::time::SystemTime;
 
-use argus_tokio::{ClientEvent, ClientStats, ConnectionState, DisconnectReason, GapCause};
+use argus_tokio::{
+    ClientStats, ConnectionState, DisconnectReason, Event, GapCause, Lagged, RequestKind,
+};
 use serde::Serialize;
 
 use crate::feed::Item;
@@ -51,24 +54,17 @@ enum Body<'a> {
         attempt: u32,
         delay: f64,
     },
-    Error {
-        kind: &'static str,
-        message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        attempt: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        code: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        missed_events: Option<u64>,
+    Error(ErrorBody<'a>),
+    Ignored {
+        kind: &'a str,
     },
     Stats {
         #[serde(flatten)]
         stats: &'a ClientStats,
     },
+    /// An event kind newer than this tool.
     Other {
-        name: &'static str,
+        message: String,
     },
 }
 
@@ -79,69 +75,99 @@ struct Stamped<'a> {
     time: String,
 }
 
-fn error(kind: &'static str, message: String) -> Body<'static> {
-    Body::Error {
+/// The fields of an `error` line; those that do not apply are left out.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    kind: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<RequestKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missed_events: Option<u64>,
+}
+
+fn error<'a>(kind: &'static str, message: String) -> ErrorBody<'a> {
+    ErrorBody {
         kind,
         message,
         attempt: None,
         id: None,
         code: None,
+        request: None,
+        timeout: None,
         missed_events: None,
     }
 }
 
-fn body(event: &ClientEvent) -> Body<'_> {
+fn body(event: &Event) -> Body<'_> {
     match event {
-        ClientEvent::StateChanged { from, to } => Body::State {
+        Event::StateChanged { from, to } => Body::State {
             state: *to,
             from: *from,
         },
-        ClientEvent::Subscribed(id) => Body::Subscribed { id: id.as_str() },
-        ClientEvent::Resumed { replayed } => Body::Resumed {
+        Event::Subscribed(id) => Body::Subscribed { id: id.as_str() },
+        Event::Resumed { replayed } => Body::Resumed {
             replayed: *replayed,
         },
-        ClientEvent::Gap(gap) => Body::Gap {
+        Event::Gap(gap) => Body::Gap {
             from: gap.from,
             to: gap.to,
             cause: gap.cause,
         },
-        ClientEvent::Disconnected(reason) => Body::Disconnected {
+        Event::Disconnected(reason) => Body::Disconnected {
             reason,
             message: reason.to_string(),
         },
-        ClientEvent::Reconnecting { attempt, delay } => Body::Reconnecting {
+        Event::Reconnecting { attempt, delay } => Body::Reconnecting {
             attempt: *attempt,
             delay: delay.as_secs_f64(),
         },
-        ClientEvent::AttemptFailed { attempt, error } => Body::Error {
-            kind: "attempt_failed",
-            message: error.to_string(),
+        Event::AttemptFailed { attempt, error: e } => Body::Error(ErrorBody {
             attempt: Some(*attempt),
-            id: None,
-            code: None,
-            missed_events: None,
-        },
-        ClientEvent::SubscribeFailed { id, error } => Body::Error {
-            kind: "subscribe_failed",
-            message: error.message.clone(),
-            attempt: None,
+            ..error("attempt_failed", e.to_string())
+        }),
+        Event::SubscribeFailed { id, error: e } => Body::Error(ErrorBody {
             id: Some(id.as_str()),
-            code: Some(error.code.as_str()),
-            missed_events: None,
+            code: Some(e.code.as_str()),
+            ..error("subscribe_failed", e.message.clone())
+        }),
+        Event::RequestTimedOut {
+            request,
+            id,
+            timeout,
+        } => Body::Error(ErrorBody {
+            id: Some(id.as_str()),
+            request: Some(*request),
+            timeout: Some(timeout.as_secs_f64()),
+            ..error(
+                "request_timed_out",
+                format!("the server did not answer {request} `{id}` within {timeout:?}"),
+            )
+        }),
+        Event::GaveUp(reason) => Body::Error(error("gave_up", reason.to_string())),
+        Event::ProtocolError(e) => Body::Error(error("protocol", e.to_string())),
+        Event::Ignored { kind } => Body::Ignored { kind },
+        // Data has lines of its own (`item_line`); this is an event kind
+        // newer than this tool.
+        other => Body::Other {
+            message: format!("{other:?}"),
         },
-        ClientEvent::GaveUp(reason) => error("gave_up", reason.to_string()),
-        ClientEvent::ProtocolError(e) => error("protocol", e.to_string()),
-        ClientEvent::Lagged(n) => Body::Error {
-            kind: "lagged",
-            message: format!("the event stream fell behind and missed {n} events"),
-            attempt: None,
-            id: None,
-            code: None,
-            missed_events: Some(*n),
-        },
-        ClientEvent::Data(_) => Body::Other { name: "data" },
-        other => Body::Other { name: other.name() },
     }
+}
+
+fn lagged(Lagged(missed): Lagged) -> Body<'static> {
+    Body::Error(ErrorBody {
+        missed_events: Some(missed),
+        ..error("lagged", Lagged(missed).to_string())
+    })
 }
 
 fn stamped(body: Body<'_>) -> String {
@@ -154,17 +180,18 @@ fn stamped(body: Body<'_>) -> String {
     })
 }
 
-/// The line of an item: a data message as received, or an event line.
+/// The line of an item: a data message as received, an event line, or the
+/// `lagged` line of a lossy feed that missed events.
 pub fn item_line(item: &Item) -> String {
     match item {
-        Item::Data(data) | Item::Event(ClientEvent::Data(data)) => serde_json::to_string(data)
-            .unwrap_or_else(|e| {
-                stamped(error(
-                    "internal",
-                    format!("cannot encode a data message: {e}"),
-                ))
-            }),
-        Item::Event(event) => stamped(body(event)),
+        Ok(Event::Data(data)) => serde_json::to_string(data).unwrap_or_else(|e| {
+            stamped(Body::Error(error(
+                "internal",
+                format!("cannot encode a data message: {e}"),
+            )))
+        }),
+        Ok(event) => stamped(body(event)),
+        Err(missed) => stamped(lagged(*missed)),
     }
 }
 
@@ -175,54 +202,100 @@ pub fn stats_line(stats: &ClientStats) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use argus_tokio::{Gap, GiveUpReason, OpenError};
+    use argus_tokio::{Gap, GiveUpReason, OpenError, SubscriptionId};
     use serde_json::Value;
 
-    fn parse(line: &str) -> Value {
-        serde_json::from_str(line).unwrap()
+    fn line(event: Event) -> Value {
+        serde_json::from_str(&item_line(&Ok(event))).unwrap()
     }
 
     #[test]
     fn event_lines() {
-        let gap = item_line(&Item::Event(ClientEvent::Gap(Gap {
+        let gap = item_line(&Ok(Event::Gap(Gap {
             from: 5,
             to: Some(6),
             cause: GapCause::SeqJump,
         })));
         assert!(gap.starts_with(r#"{"event":"gap","from":5,"to":6,"cause":"seq_jump","time":""#));
-        let unknown = parse(&item_line(&Item::Event(ClientEvent::Gap(Gap {
+        let unknown = line(Event::Gap(Gap {
             from: 9,
             to: None,
             cause: GapCause::ResumeFailed,
-        }))));
+        }));
         assert_eq!(unknown["to"], Value::Null);
+        let unanswered = line(Event::Gap(Gap {
+            from: 12,
+            to: None,
+            cause: GapCause::ResumeTimedOut,
+        }));
+        assert_eq!(unanswered["cause"], "resume_timed_out");
 
-        let state = parse(&item_line(&Item::Event(ClientEvent::StateChanged {
+        let state = line(Event::StateChanged {
             from: ConnectionState::Connected,
             to: ConnectionState::Reconnecting,
-        })));
+        });
         assert_eq!(state["event"], "state");
         assert_eq!(state["state"], "reconnecting");
         assert_eq!(state["from"], "connected");
 
-        let lost = parse(&item_line(&Item::Event(ClientEvent::Disconnected(
-            DisconnectReason::ServerClosed {
-                code: 1001,
-                reason: "bye".into(),
-            },
-        ))));
+        let lost = line(Event::Disconnected(DisconnectReason::ServerClosed {
+            code: 1001,
+            reason: "bye".into(),
+        }));
         assert_eq!(lost["kind"], "server_closed");
         assert_eq!(lost["code"], 1001);
 
-        let gave_up = parse(&item_line(&Item::Event(ClientEvent::GaveUp(
-            GiveUpReason::Fatal(OpenError::Unauthorized { status: 401 }),
-        ))));
+        let gave_up = line(Event::GaveUp(GiveUpReason::Fatal(
+            OpenError::Unauthorized { status: 401 },
+        )));
         assert_eq!(gave_up["event"], "error");
         assert_eq!(gave_up["kind"], "gave_up");
         assert!(gave_up.get("attempt").is_none());
 
-        let lagged = parse(&item_line(&Item::Event(ClientEvent::Lagged(3))));
+        let failed = line(Event::AttemptFailed {
+            attempt: 2,
+            error: OpenError::Unauthorized { status: 401 },
+        });
+        assert_eq!(failed["kind"], "attempt_failed");
+        assert_eq!(failed["attempt"], 2);
+
+        let ignored = line(Event::Ignored {
+            kind: "trade".into(),
+        });
+        assert_eq!(ignored["event"], "ignored");
+        assert_eq!(ignored["kind"], "trade");
+    }
+
+    #[test]
+    fn a_request_the_server_never_answered() {
+        let timed_out = line(Event::RequestTimedOut {
+            request: RequestKind::Subscribe,
+            id: SubscriptionId::new("cli").unwrap(),
+            timeout: Duration::from_millis(1500),
+        });
+        assert_eq!(timed_out["event"], "error");
+        assert_eq!(timed_out["kind"], "request_timed_out");
+        assert_eq!(timed_out["request"], "subscribe");
+        assert_eq!(timed_out["id"], "cli");
+        assert_eq!(timed_out["timeout"], 1.5);
+        assert!(timed_out.get("missed_events").is_none());
+        assert!(
+            timed_out["message"]
+                .as_str()
+                .unwrap()
+                .contains("subscribe `cli`"),
+            "{timed_out}"
+        );
+    }
+
+    #[test]
+    fn a_lossy_feed_says_what_it_missed() {
+        let lagged: Value = serde_json::from_str(&item_line(&Err(Lagged(3)))).unwrap();
+        assert_eq!(lagged["event"], "error");
+        assert_eq!(lagged["kind"], "lagged");
         assert_eq!(lagged["missed_events"], 3);
     }
 }

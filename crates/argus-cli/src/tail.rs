@@ -4,7 +4,7 @@ use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
-use argus_tokio::{ClientEvent, ConnectError, SubscribeError, SubscriptionConfig, WebSocketClient};
+use argus_tokio::{ConnectError, Event, SubscribeError, SubscriptionConfig, WebSocketClient};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -20,6 +20,10 @@ pub const SUBSCRIPTION_ID: &str = "cli";
 /// Lines waiting for the writer thread.
 const LINE_CHANNEL: usize = 1024;
 
+/// Items taken at exit beyond the feed's buffer: the events of the
+/// exchange that ended the run.
+const EXIT_SLACK: usize = 64;
+
 /// How long the close handshake may take at exit.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -34,12 +38,10 @@ pub(crate) fn client(
     let config = args.connection_config()?;
     let subscription = args.subscription()?;
     let client = WebSocketClient::builder(config)
-        .queue_policy(args.policy.into())
-        .queue_capacity(args.queue_capacity)
-        .event_capacity(Feed::event_capacity(args.queue_capacity))
+        .event_capacity(args.queue_capacity)
         .build()
         .map_err(UsageError::Build)?;
-    let feed = Feed::attach(&client);
+    let feed = Feed::new(&client, args.policy.into());
     Ok((client, feed, subscription))
 }
 
@@ -126,8 +128,7 @@ where
             result = &mut started, if starting => {
                 starting = false;
                 if let Err(e) = result {
-                    // Print what led to it (the gave_up line) first.
-                    feed.close();
+                    // What led to it (the gave_up line) is printed at exit.
                     report(&e);
                     break e.exit();
                 }
@@ -138,7 +139,7 @@ where
                     break Exit::Failure;
                 };
                 let gave_up = match &item {
-                    Item::Event(ClientEvent::GaveUp(reason)) => Some(reason.clone()),
+                    Ok(Event::GaveUp(reason)) => Some(reason.clone()),
                     _ => None,
                 };
                 // A stdout that is not read must not keep Ctrl-C waiting;
@@ -170,7 +171,7 @@ where
             output.item(&item).await;
         }
         // What is ready now, but not what a client still streaming adds.
-        let mut budget = Feed::event_capacity(args.queue_capacity);
+        let mut budget = args.queue_capacity.saturating_add(EXIT_SLACK);
         while let Some(item) = feed.try_next().filter(|_| budget > 0) {
             budget -= 1;
             output.item(&item).await;

@@ -5,13 +5,13 @@ mod common;
 
 use std::time::Instant;
 
-use argus_cli::feed::{Feed, Item};
+use argus_cli::feed::Feed;
 use argus_cli::watch::{Model, render};
 use argus_core::Symbol;
 use argus_core::wire::ServerMessage;
 use argus_tokio::{
-    ClientEvent, ConnectionState, DataType, MarketData, SubscriptionConfig, SubscriptionId,
-    WebSocketClient,
+    ConnectionState, DataType, Event, Lagged, MarketData, QueuePolicy, SubscriptionConfig,
+    SubscriptionId, WebSocketClient,
 };
 use common::*;
 use ratatui::Terminal;
@@ -19,16 +19,16 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
-fn data(json: &str) -> Item {
+fn data(json: &str) -> Event {
     let msg = ServerMessage::decode(json).unwrap();
-    Item::Data(
+    Event::Data(
         MarketData::from_wire(&msg, SubscriptionId::new("cli").unwrap())
             .unwrap()
             .unwrap(),
     )
 }
 
-fn price(seq: u64, symbol: &str, price: f64) -> Item {
+fn price(seq: u64, symbol: &str, price: f64) -> Event {
     data(&format!(
         r#"{{"type":"price","sub":"cli","seq":{seq},"symbol":"{symbol}","price":{price},"timestamp":"2026-11-24T09:49:56.123Z"}}"#
     ))
@@ -57,10 +57,10 @@ fn draw(model: &Model, width: u16, height: u16) -> Buffer {
 #[test]
 fn one_frame_shows_a_row_per_symbol_and_the_status() {
     let mut model = Model::new("ws://feed.example/ws", symbols(&["AAPL", "MSFT", "GOOGL"]));
-    model.apply(&Item::Event(ClientEvent::StateChanged {
+    model.apply(&Event::StateChanged {
         from: ConnectionState::Connecting,
         to: ConnectionState::Connected,
-    }));
+    });
     model.apply(&price(1, "AAPL", 190.0));
     model.apply(&price(2, "MSFT", 420.0));
     model.apply(&price(3, "AAPL", 189.5));
@@ -128,30 +128,30 @@ fn one_frame_shows_a_row_per_symbol_and_the_status() {
 #[test]
 fn gaps_and_problems_reach_the_status_line() {
     let mut model = Model::new("ws://x/ws", symbols(&["AAPL"]));
-    model.apply(&Item::Event(ClientEvent::Gap(argus_tokio::Gap {
+    model.apply(&Event::Gap(argus_tokio::Gap {
         from: 4,
         to: Some(4),
         cause: argus_tokio::GapCause::SeqJump,
-    })));
-    model.apply(&Item::Event(ClientEvent::StateChanged {
+    }));
+    model.apply(&Event::StateChanged {
         from: ConnectionState::Connected,
         to: ConnectionState::Reconnecting,
-    }));
-    model.apply(&Item::Event(ClientEvent::Disconnected(
-        argus_tokio::DisconnectReason::Lost,
-    )));
+    });
+    model.apply(&Event::Disconnected(argus_tokio::DisconnectReason::Lost));
+    model.missed(Lagged(7));
     let rows = text(&draw(&model, 160, 5));
     let status = rows.last().unwrap();
     assert!(status.contains("reconnecting"), "{status}");
     assert!(status.contains("gaps 1"), "{status}");
     assert!(status.contains("lost without a close frame"), "{status}");
+    assert!(status.contains("missed events 7"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_feed_fills_every_row() {
     let server = start_server(&[]).await;
     let client = WebSocketClient::new(argus_tokio::ConnectionConfig::new(server.url())).unwrap();
-    let mut feed = Feed::attach(&client);
+    let mut feed = Feed::new(&client, QueuePolicy::Backpressure);
     within("connect", client.connect()).await.unwrap();
     within(
         "subscribe",
@@ -169,7 +169,8 @@ async fn a_live_feed_fills_every_row() {
             .iter()
             .all(|r| r.last.is_some() && r.volume.is_some() && r.bid.is_some() && r.ask.is_some())
         {
-            model.apply(&feed.next().await.expect("the feed goes on"));
+            let item = feed.next().await.expect("the feed goes on");
+            model.apply(&item.expect("a lossless feed never lags"));
         }
     })
     .await;

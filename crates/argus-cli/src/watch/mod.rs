@@ -1,7 +1,8 @@
 //! `argus watch`: a live table of the feed in the terminal.
 //!
-//! The screen is a pure [`Model`] (fed the [`Feed`](crate::feed::Feed)'s
-//! items and the client's statistics, it keeps one [`Row`] per symbol) and a
+//! The screen is a pure [`Model`] (fed the client's events, in order, from
+//! the [`Feed`](crate::feed::Feed), and its statistics, it keeps one [`Row`]
+//! per symbol) and a
 //! [`render`] function that draws it, so a test can draw a frame into
 //! ratatui's `TestBackend`.
 
@@ -118,10 +119,15 @@ pub async fn watch(args: &StreamArgs) -> Exit {
 
 /// Feeds one item to the model, noting when the client gave up.
 fn take(model: &mut Model, item: &Item, exit: &mut Exit, failure: &mut Option<String>) {
-    model.apply(item);
-    if let Item::Event(argus_tokio::ClientEvent::GaveUp(reason)) = item {
-        *exit = Exit::from_give_up(reason);
-        *failure = Some(reason.to_string());
+    match item {
+        Ok(event) => {
+            model.apply(event);
+            if let argus_tokio::Event::GaveUp(reason) = event {
+                *exit = Exit::from_give_up(reason);
+                *failure = Some(reason.to_string());
+            }
+        }
+        Err(lagged) => model.missed(*lagged),
     }
 }
 

@@ -1,14 +1,12 @@
-//! What `argus watch` shows, as plain data: fed [`Item`]s and statistics,
-//! it keeps one [`Row`] per symbol and the status line's figures.
+//! What `argus watch` shows, as plain data: fed the client's [`Event`]s and
+//! statistics, it keeps one [`Row`] per symbol and the status line's figures.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use argus_core::Symbol;
 use argus_core::wire::Level;
-use argus_tokio::{ClientEvent, ConnectionState, MarketData, Stats};
-
-use crate::feed::Item;
+use argus_tokio::{ConnectionState, Event, Lagged, MarketData, Stats};
 
 /// Prices kept per symbol for the sparkline.
 pub const HISTORY: usize = 48;
@@ -150,36 +148,37 @@ impl Model {
         &mut self.rows[i]
     }
 
-    /// Takes in one item of the feed.
-    pub fn apply(&mut self, item: &Item) {
-        match item {
-            Item::Data(data) | Item::Event(ClientEvent::Data(data)) => {
+    /// Takes in one event of the feed.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Data(data) => {
                 self.data_messages += 1;
                 self.row(data.symbol()).apply(data);
             }
-            Item::Event(event) => self.apply_event(event),
-        }
-    }
-
-    fn apply_event(&mut self, event: &ClientEvent) {
-        match event {
-            ClientEvent::StateChanged { to, .. } => {
+            Event::StateChanged { to, .. } => {
                 self.state = *to;
                 if *to == ConnectionState::Connected {
                     self.problem = None;
                 }
             }
-            ClientEvent::Gap(_) => self.gaps += 1,
-            ClientEvent::Lagged(n) => self.missed_events += n,
-            ClientEvent::Disconnected(reason) => self.problem = Some(reason.to_string()),
-            ClientEvent::AttemptFailed { error, .. } => self.problem = Some(error.to_string()),
-            ClientEvent::GaveUp(reason) => self.problem = Some(format!("gave up: {reason}")),
-            ClientEvent::SubscribeFailed { error, .. } => {
+            Event::Gap(_) => self.gaps += 1,
+            Event::Disconnected(reason) => self.problem = Some(reason.to_string()),
+            Event::AttemptFailed { error, .. } => self.problem = Some(error.to_string()),
+            Event::GaveUp(reason) => self.problem = Some(format!("gave up: {reason}")),
+            Event::SubscribeFailed { error, .. } => {
                 self.problem = Some(format!("subscription refused: {error}"));
             }
-            ClientEvent::ProtocolError(e) => self.problem = Some(e.to_string()),
+            Event::RequestTimedOut { request, id, .. } => {
+                self.problem = Some(format!("the server did not answer {request} `{id}`"));
+            }
+            Event::ProtocolError(e) => self.problem = Some(e.to_string()),
             _ => {}
         }
+    }
+
+    /// Takes in a lossy feed's report of events it missed.
+    pub fn missed(&mut self, Lagged(missed): Lagged) {
+        self.missed_events += missed;
     }
 
     /// Takes in the client's statistics (round-trip time, reconnects, gaps).
