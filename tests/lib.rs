@@ -1,10 +1,15 @@
-//! Workspace-level tests of Argus, and the custom transport they use.
+//! Workspace-level tests of Argus: the live suite every adapter runs, and a
+//! custom transport.
 //!
-//! argus-core holds every decision of the client, so any transport can drive
-//! it. [`BlockingDriver`] is a whole transport in a hundred lines: blocking
-//! `std::net` sockets and synchronous tungstenite, no async runtime. The tests
-//! run it against the reference server, which shows the core behaves the same
-//! whatever drives it, and shows users how to write their own driver.
+//! - [`live`] and [`suite`]: the client's live tests against the reference
+//!   server, written once for any [`Runtime`](argus_client::Runtime); each
+//!   adapter runs them with [`live_suite!`].
+//! - [`BlockingDriver`]: argus-core holds every decision of the client, so
+//!   any transport can drive it. This one is a whole transport in a hundred
+//!   lines: blocking `std::net` sockets and synchronous tungstenite, no async
+//!   runtime. The tests run it against the reference server, which shows the
+//!   core behaves the same whatever drives it, and shows users how to write
+//!   their own driver.
 //!
 //! ```no_run
 //! use argus_core::{ConnectionConfig, DataType, SubscriptionConfig};
@@ -19,18 +24,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod live;
+pub mod suite;
+
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use argus_client::transport::{self, Prepared};
 use argus_core::{
     Client, ConfigError, ConnectionConfig, Event, Input, LinkError, OpenError, OpenRequest,
     SubscribeError, SubscriptionConfig, SubscriptionId, Transmit,
 };
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::{Error as WsError, Message, WebSocket};
 
@@ -105,18 +111,15 @@ impl BlockingDriver {
                         {
                             continue;
                         }
-                        Err(WsError::Capacity(_)) => {
-                            self.socket = None;
-                            let input = Input::Failed(LinkError::MessageTooBig);
+                        Err(error) => {
+                            // The same input as every transport gives for
+                            // this failure; the core says whether to close
+                            // (1009 for a message too big), then the socket
+                            // goes.
+                            let input = transport::link_input(&error);
                             self.core.handle_input(Instant::now(), input);
-                        }
-                        Err(_) => {
+                            self.drain();
                             self.socket = None;
-                            let closed = Input::Closed {
-                                code: None,
-                                reason: "",
-                            };
-                            self.core.handle_input(Instant::now(), closed);
                         }
                     }
                 }
@@ -185,49 +188,35 @@ impl BlockingDriver {
     }
 }
 
-/// Opens a `ws://` connection as the core asks: bearer key, subprotocol,
-/// message limit, and the connect timeout.
+/// Opens a `ws://` connection as the core asks: the upgrade request and
+/// limits from [`transport::prepare`] (bearer key, subprotocol, message
+/// limit), the connect timeout, and every failure mapped as every transport
+/// maps it.
 fn open(request: &OpenRequest, timeout: Duration) -> Result<WebSocket<TcpStream>, OpenError> {
-    let mut http = request
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| OpenError::InvalidUrl(e.to_string()))?;
-    let headers = http.headers_mut();
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(request.subprotocol),
-    );
-    if let Some(value) = request.authorization() {
-        let mut value =
-            HeaderValue::from_str(&value).map_err(|e| OpenError::InvalidUrl(e.to_string()))?;
-        value.set_sensitive(true);
-        headers.insert("Authorization", value);
+    let Prepared {
+        request: http,
+        host,
+        port,
+        tls_name,
+        config,
+        ..
+    } = transport::prepare(request)?;
+    if tls_name.is_some() {
+        return Err(OpenError::InvalidUrl(
+            "this transport speaks ws:// only".into(),
+        ));
     }
-    let uri = http.uri();
-    let host = uri
-        .host()
-        .ok_or_else(|| OpenError::InvalidUrl("no host".into()))?;
-    let port = uri.port_u16().unwrap_or(80);
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-        .map_err(|e| OpenError::Network(e.to_string()))?
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .map_err(|e| transport::connect_error(&host, port, e))?
         .next()
         .ok_or_else(|| OpenError::Network(format!("{host} has no address")))?;
     let stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| OpenError::Network(e.to_string()))?;
+        .map_err(|e| transport::connect_error(&host, port, e))?;
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_nodelay(true);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(request.max_message_size))
-        .max_frame_size(Some(request.max_message_size));
     match tungstenite::client::client_with_config(http, stream, Some(config)) {
         Ok((socket, _response)) => Ok(socket),
-        Err(tungstenite::HandshakeError::Failure(WsError::Http(response))) => {
-            Err(match response.status().as_u16() {
-                status @ (401 | 403) => OpenError::Unauthorized { status },
-                status => OpenError::Http { status },
-            })
-        }
+        Err(tungstenite::HandshakeError::Failure(error)) => Err(transport::handshake_error(error)),
         Err(error) => Err(OpenError::Network(error.to_string())),
     }
 }

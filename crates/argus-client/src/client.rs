@@ -456,4 +456,3 @@ impl<R: Runtime> WebSocketClient<R> {
         }
     }
 }
-

@@ -78,7 +78,9 @@ impl Delivery {
         for consumer in self.streams.iter().filter(|c| c.interest.intersects(kind)) {
             queues -= 1;
             abandoned |= consumer.queue.is_abandoned();
-            consumer.queue.push(hand_on(&mut event, queues == 0 && !inline));
+            consumer
+                .queue
+                .push(hand_on(&mut event, queues == 0 && !inline));
         }
         if to_handler_queue {
             self.shared.handler_queue.push(hand_on(&mut event, !inline));

@@ -246,7 +246,9 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     fn into_handler(mut self) -> Handler {
-        event_handler(Callback::Async(Box::new(move |event| Box::pin(self(event)))))
+        event_handler(Callback::Async(Box::new(move |event| {
+            Box::pin(self(event))
+        })))
     }
 }
 
@@ -332,10 +334,11 @@ impl HandlerTable {
     }
 
     fn publish(&self, entries: &mut (Vec<Arc<Entry>>, Arc<Snapshot>)) {
-        let runs_inline =
-            |e: &Arc<Entry>| self.policy == QueuePolicy::Backpressure && !e.is_async;
+        let runs_inline = |e: &Arc<Entry>| self.policy == QueuePolicy::Backpressure && !e.is_async;
         let (inline, queued): (Vec<_>, Vec<_>) = entries.0.iter().cloned().partition(runs_inline);
-        let queued_interest = queued.iter().fold(Interest::NONE, |set, e| set | e.interest);
+        let queued_interest = queued
+            .iter()
+            .fold(Interest::NONE, |set, e| set | e.interest);
         entries.1 = Arc::new(Snapshot {
             inline: inline.into(),
             queued: queued.into(),
@@ -561,7 +564,11 @@ mod tests {
     async fn every_form_and_where_it_runs() {
         let table = HandlerTable::new(QueuePolicy::Backpressure);
         let seen = Arc::new(AtomicUsize::new(0));
-        let a = table.add(MessageKind::Price.into(), None, counter(&seen, 1).into_handler());
+        let a = table.add(
+            MessageKind::Price.into(),
+            None,
+            counter(&seen, 1).into_handler(),
+        );
         let s = seen.clone();
         table.add(
             Interest::ALL,
@@ -590,7 +597,10 @@ mod tests {
         assert_eq!((snapshot.inline.len(), snapshot.queued.len()), (2, 1));
         assert!(table.dispatch_inline(&snapshot, price(1)));
         assert!(snapshot.queue_wants(&price(1)));
-        assert!(!snapshot.queue_wants(&gap()), "a data handler never sees a gap");
+        assert!(
+            !snapshot.queue_wants(&gap()),
+            "a data handler never sees a gap"
+        );
         table.dispatch_queued(&snapshot, price(1)).await;
         table.dispatch_inline(&snapshot, gap());
         assert_eq!(seen.load(Ordering::SeqCst), 111);
@@ -625,7 +635,11 @@ mod tests {
         let generation = table.generation();
         assert_eq!(Arc::strong_count(&held), 2);
         assert!(table.remove(id));
-        assert_eq!(Arc::strong_count(&held), 1, "the closure outlived its removal");
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the closure outlived its removal"
+        );
         assert_ne!(table.generation(), generation);
         // The stale snapshot calls nothing.
         table.dispatch_inline(&snapshot, price(1));
@@ -640,18 +654,20 @@ mod tests {
         let me = id.clone();
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        id.set(table.add(
-            Interest::DATA,
-            None,
-            (move |_: &MarketData| {
-                let _ = &h;
-                c.fetch_add(1, Ordering::SeqCst);
-                if let (Some(table), Some(id)) = (t.upgrade(), me.get()) {
-                    assert!(table.remove(*id));
-                }
-            })
-            .into_handler(),
-        ))
+        id.set(
+            table.add(
+                Interest::DATA,
+                None,
+                (move |_: &MarketData| {
+                    let _ = &h;
+                    c.fetch_add(1, Ordering::SeqCst);
+                    if let (Some(table), Some(id)) = (t.upgrade(), me.get()) {
+                        assert!(table.remove(*id));
+                    }
+                })
+                .into_handler(),
+            ),
+        )
         .unwrap();
         let snapshot = table.snapshot();
         table.dispatch_inline(&snapshot, price(1));

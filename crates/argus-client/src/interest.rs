@@ -61,9 +61,9 @@ impl Interest {
         match event {
             Event::Data(data) => data.data_type().into(),
             Event::StateChanged { .. } => Self::STATE,
-            Event::Subscribed(_) | Event::SubscribeFailed { .. } | Event::RequestTimedOut { .. } => {
-                Self::SUBSCRIPTIONS
-            }
+            Event::Subscribed(_)
+            | Event::SubscribeFailed { .. }
+            | Event::RequestTimedOut { .. } => Self::SUBSCRIPTIONS,
             Event::Resumed { .. } => Self::RESUMED,
             Event::Gap(_) => Self::GAP,
             Event::Disconnected(_) => Self::DISCONNECTED,

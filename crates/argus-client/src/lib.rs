@@ -78,10 +78,10 @@ pub use error::{BuildError, ConnectError, SubscribeError, UnsubscribeError};
 pub use events::{EventStream, Lagged, LossyEventStream};
 pub use handler::{HandlerId, MessageHandler, MessageKind};
 pub use interest::{Interest, InvalidInterest};
-pub use shared::SubscriptionInfo;
 pub use queue::{QueuePolicy, QueueStats};
 pub use quickstart::{QuickStartClient, QuickStartError, STOCK_DATA_TYPES};
 pub use runtime::Runtime;
+pub use shared::SubscriptionInfo;
 
 /// The rustls crate the [`Runtime::open`] TLS configuration comes from.
 pub use rustls;

@@ -45,7 +45,9 @@ impl<S> Link<S>
 where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    pub(crate) fn opening(open: impl Future<Output = Result<S, OpenError>> + Send + 'static) -> Self {
+    pub(crate) fn opening(
+        open: impl Future<Output = Result<S, OpenError>> + Send + 'static,
+    ) -> Self {
         Self::Opening(Box::pin(open))
     }
 
@@ -81,7 +83,9 @@ where
     /// A frame already buffered, without waiting.
     pub(crate) fn try_next(&mut self) -> Option<Option<Result<Message, WsError>>> {
         match self {
-            Self::Open { socket, .. } => futures_util::StreamExt::next(&mut **socket).now_or_never(),
+            Self::Open { socket, .. } => {
+                futures_util::StreamExt::next(&mut **socket).now_or_never()
+            }
             _ => None,
         }
     }

@@ -213,7 +213,12 @@ impl Queue {
             QueuePolicy::ConflateLatest => {
                 let position = key(incoming)
                     .filter(|k| state.keys.contains_key(k))
-                    .and_then(|k| state.items.iter().rposition(|e| key(e).as_ref() == Some(&k)));
+                    .and_then(|k| {
+                        state
+                            .items
+                            .iter()
+                            .rposition(|e| key(e).as_ref() == Some(&k))
+                    });
                 match position {
                     Some(i) => {
                         state.stats.conflated += 1;

@@ -378,7 +378,12 @@ impl Client {
 
     /// Notes that the server owes an answer to a request just sent; returns
     /// its deadline.
-    fn expect_answer(&mut self, now: Instant, request: RequestKind, id: &SubscriptionId) -> Instant {
+    fn expect_answer(
+        &mut self,
+        now: Instant,
+        request: RequestKind,
+        id: &SubscriptionId,
+    ) -> Instant {
         let deadline = now + self.config.timeout;
         self.due.push_back((deadline, request, id.clone()));
         self.timers[Timer::Request as usize].get_or_insert(deadline);
@@ -877,7 +882,8 @@ impl Client {
             if w.status == SubscriptionStatus::Queued {
                 w.status = SubscriptionStatus::Pending;
                 w.deadline = Some(deadline);
-                self.due.push_back((deadline, RequestKind::Subscribe, id.clone()));
+                self.due
+                    .push_back((deadline, RequestKind::Subscribe, id.clone()));
                 out.push(
                     ClientMessage::Subscribe(SubscribeRequest::new(id.as_str(), &w.config))
                         .to_json(),

@@ -424,6 +424,27 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event's name, for logs: `data`, `state_changed`, `gap`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StateChanged { .. } => "state_changed",
+            Self::Data(_) => "data",
+            Self::Subscribed(_) => "subscribed",
+            Self::SubscribeFailed { .. } => "subscribe_failed",
+            Self::Resumed { .. } => "resumed",
+            Self::Gap(_) => "gap",
+            Self::RequestTimedOut { .. } => "request_timed_out",
+            Self::Disconnected(_) => "disconnected",
+            Self::AttemptFailed { .. } => "attempt_failed",
+            Self::Reconnecting { .. } => "reconnecting",
+            Self::GaveUp(_) => "gave_up",
+            Self::ProtocolError(_) => "protocol_error",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -472,7 +472,11 @@ fn a_subscribe_never_answered_times_out_and_the_link_stays_up() {
         ],
     );
     assert_eq!(bed.client.state(), ConnectionState::Connected);
-    let ids: Vec<_> = bed.client.subscriptions().map(|(id, ..)| id.as_str()).collect();
+    let ids: Vec<_> = bed
+        .client
+        .subscriptions()
+        .map(|(id, ..)| id.as_str())
+        .collect();
     assert_eq!(ids, ["main"], "the subscribe that timed out is gone");
     assert_eq!(bed.client.stats(bed.now).errors, 2);
 }

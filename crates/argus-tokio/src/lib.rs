@@ -38,21 +38,24 @@
 //!   every output after each mutation, handles an expired deadline without
 //!   awaiting a timer, and makes exactly one mutation per turn. Dropping the
 //!   last handle closes the connection with code 1000 and ends the tasks.
-//! - Under [`QueuePolicy::Backpressure`] (the default, lossless) with only
-//!   synchronous handlers, the connection task calls them itself as each
-//!   frame is decoded: no queue, no hop, no wake-up. Otherwise (an async
-//!   handler is registered, or another policy) a bounded queue
-//!   ([`ClientBuilder::queue_capacity`]) feeds a handler task. When handlers
-//!   fall behind, [`QueuePolicy`] decides: backpressure (reading stops),
-//!   drop the oldest, or conflate to the latest per (symbol, data type).
-//!   [`WebSocketClient::stats`] counts drops and conflations and reports the
-//!   queue's depth.
-//! - Handlers are plain closures or functions (taking `&MarketData` or
-//!   `MarketData`) or async ones (an `async fn`, or a closure returning an
-//!   `async` block); see [`WebSocketClient::add_message_handler`].
-//!   [`MessageKind::All`] sees every message (the original SDK's `"debug"`).
-//! - [`WebSocketClient::events`] is a `futures::Stream` of
-//!   [`ClientEvent`]s: data, state changes, gaps, errors.
+//! - The core's events leave the connection task once, in order, for every
+//!   consumer: message handlers (for data, for events such as gaps and
+//!   resumes, or both: see [`WebSocketClient::add_message_handler`]) and
+//!   each [`WebSocketClient::events`] stream, a `futures::Stream` of
+//!   [`Event`]s. Under [`QueuePolicy::Backpressure`] (the default) nothing
+//!   is lost: a slow consumer holds the socket's reading. Synchronous
+//!   handlers then run in the connection task as each frame is decoded:
+//!   no queue, no hop, no wake-up. Async handlers run in a handler task
+//!   behind a bounded queue ([`ClientBuilder::queue_capacity`]). A consumer
+//!   may choose loss instead: [`QueuePolicy::DropOldest`] or
+//!   [`QueuePolicy::ConflateLatest`] for the handlers,
+//!   [`WebSocketClient::lossy_events`] for a stream; [`WebSocketClient::stats`]
+//!   counts what was dropped or conflated.
+//! - Handlers are plain closures or functions (taking `&MarketData`,
+//!   `MarketData`, `&Event` or `Event`) or async ones (an `async fn`, or a
+//!   closure returning an `async` block).
+//!   [`MessageKind::All`] sees every data message (the original SDK's
+//!   `"debug"`); [`Interest::ALL`] every event.
 //! - Timers use tokio's clock ([`tokio::time::Instant`]), so tests may run
 //!   with paused time.
 //!
@@ -100,7 +103,7 @@ mod tests {
         send_sync::<WeakClient>();
         send_sync::<ClientStats>();
         send::<EventStream>();
-        send_sync::<crate::ClientEvent>();
+        send_sync::<crate::Event>();
     }
 
     #[test]

@@ -1,25 +1,24 @@
 //! The client's API against the reference server: handlers, subscriptions,
 //! stats, the event stream, QuickStartClient, and keeping the key secret.
 
-mod common;
-
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argus_core::wire::ErrorCode;
 use argus_server::ServerConfig;
+use argus_tests::live::*;
+use argus_tokio::Tokio;
 use argus_tokio::{
-    ClientEvent, ConnectError, ConnectionState, DataType, GiveUpReason, MarketData, MessageKind,
+    ConnectError, ConnectionState, DataType, Event, GiveUpReason, MarketData, MessageKind,
     OpenError, QuickStartClient, SubscribeError, SubscriptionConfig, WebSocketClient,
 };
-use common::*;
 use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_reaches_sync_and_async_handlers_and_removed_ones_get_nothing() {
     let server = start_server(server_config()).await;
-    let client = client(&server);
+    let client = client::<Tokio>(&server.url());
 
     let sync_seen = Recorder::default();
     let sync_id = client.add_message_handler(MessageKind::Price, sync_seen.handler());
@@ -104,7 +103,7 @@ async fn data_reaches_sync_and_async_handlers_and_removed_ones_get_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_errors_are_typed() {
     let server = start_server(server_config()).await;
-    let client = client(&server);
+    let client = client::<Tokio>(&server.url());
 
     // Before connect: nothing is queued.
     let config = SubscriptionConfig::new(["AAPL"], [DataType::Price]);
@@ -162,7 +161,7 @@ async fn subscribe_errors_are_typed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_sees_state_subscriptions_and_data() {
     let server = start_server(server_config()).await;
-    let client = client(&server);
+    let client = client::<Tokio>(&server.url());
     let mut events = client.events();
     within("connect", client.connect()).await.unwrap();
     within(
@@ -174,7 +173,7 @@ async fn the_event_stream_sees_state_subscriptions_and_data() {
     let mut seen = Vec::new();
     within("events", async {
         while let Some(event) = events.next().await {
-            let data = matches!(event, ClientEvent::Data(_));
+            let data = matches!(event, Event::Data(_));
             seen.push(event.name());
             if data {
                 break;

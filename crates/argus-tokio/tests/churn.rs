@@ -5,14 +5,13 @@
 //! The reference server runs on a runtime of its own, so the test runtime's
 //! task count is the client's alone.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use argus_server::{Server, ServerConfig, ServerHandle};
+use argus_tests::live::*;
+use argus_tokio::Tokio;
 use argus_tokio::{DataType, MarketData, MessageKind, SubscriptionConfig};
-use common::*;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -59,7 +58,7 @@ async fn a_thousand_cycles_leave_nothing_behind() {
         ..server_config()
     });
     let metrics = tokio::runtime::Handle::current().metrics();
-    let client = client(&server);
+    let client = client::<Tokio>(&server.url());
     let steady = Recorder::default();
     client.add_message_handler(MessageKind::All, steady.handler());
     within("connect", client.connect()).await.unwrap();

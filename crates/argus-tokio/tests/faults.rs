@@ -1,15 +1,13 @@
 //! Faults injected by the reference server: abrupt drops, half-open links,
 //! refused connections, a skipped seq, a restart.
 
-mod common;
-
 use std::time::Duration;
 
+use argus_tests::live::*;
 use argus_tokio::{
-    ClientEvent, ConnectError, ConnectionState, DataType, DisconnectReason, Gap, GapCause,
-    GiveUpReason, MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
+    ConnectError, ConnectionState, DataType, DisconnectReason, Event, Gap, GapCause, GiveUpReason,
+    MessageKind, OpenError, SubscriptionConfig, WebSocketClient,
 };
-use common::*;
 use tokio::time::Instant;
 
 fn prices(symbols: &[&str]) -> SubscriptionConfig {
@@ -48,14 +46,14 @@ async fn drops_resume_without_loss_or_repeat() {
             "round {round}: nothing to drop"
         );
         next_event(&mut events, "the drop", |e| match e {
-            ClientEvent::Disconnected(DisconnectReason::Lost) => Some(()),
-            ClientEvent::Disconnected(other) => panic!("round {round}: {other:?}"),
+            Event::Disconnected(DisconnectReason::Lost) => Some(()),
+            Event::Disconnected(other) => panic!("round {round}: {other:?}"),
             _ => None,
         })
         .await;
         let replayed = next_event(&mut events, "the resume", |e| match e {
-            ClientEvent::Resumed { replayed } => Some(*replayed),
-            ClientEvent::Gap(gap) => panic!("round {round}: {gap:?}"),
+            Event::Resumed { replayed } => Some(*replayed),
+            Event::Gap(gap) => panic!("round {round}: {gap:?}"),
             _ => None,
         })
         .await;
@@ -83,8 +81,8 @@ async fn a_half_open_link_is_detected_within_heartbeat_plus_timeout() {
     let silent_at = Instant::now();
     assert_eq!(server.go_silent(), 1);
     next_event(&mut events, "the heartbeat timeout", |e| match e {
-        ClientEvent::Disconnected(DisconnectReason::HeartbeatTimeout { .. }) => Some(()),
-        ClientEvent::Disconnected(other) => panic!("{other:?}"),
+        Event::Disconnected(DisconnectReason::HeartbeatTimeout { .. }) => Some(()),
+        Event::Disconnected(other) => panic!("{other:?}"),
         _ => None,
     })
     .await;
@@ -123,7 +121,7 @@ async fn refusals_beyond_the_budget_end_in_error_after_exactly_max_attempts() {
     server.refuse_connections(Duration::from_secs(600));
     assert_eq!(server.drop_connections(), 1);
     let reason = next_event(&mut events, "giving up", |e| match e {
-        ClientEvent::GaveUp(reason) => Some(reason.clone()),
+        Event::GaveUp(reason) => Some(reason.clone()),
         _ => None,
     })
     .await;
@@ -212,7 +210,7 @@ async fn a_skipped_seq_is_a_gap_with_the_missing_range() {
 
     server.skip_seq();
     let gap = next_event(&mut events, "the gap", |e| match e {
-        ClientEvent::Gap(gap) => Some(*gap),
+        Event::Gap(gap) => Some(*gap),
         _ => None,
     })
     .await;
@@ -245,7 +243,7 @@ async fn a_failed_resume_resubscribes_everything_and_reports_a_gap() {
     // A restart forgets every session: the client's resume must fail.
     within("restart", server.restart()).await.unwrap();
     let reason = next_event(&mut events, "the 1001 close", |e| match e {
-        ClientEvent::Disconnected(reason) => Some(reason.clone()),
+        Event::Disconnected(reason) => Some(reason.clone()),
         _ => None,
     })
     .await;
@@ -254,8 +252,8 @@ async fn a_failed_resume_resubscribes_everything_and_reports_a_gap() {
         "{reason:?}"
     );
     let gap: Gap = next_event(&mut events, "the gap", |e| match e {
-        ClientEvent::Gap(gap) => Some(*gap),
-        ClientEvent::Resumed { .. } => panic!("the restarted server resumed a session"),
+        Event::Gap(gap) => Some(*gap),
+        Event::Resumed { .. } => panic!("the restarted server resumed a session"),
         _ => None,
     })
     .await;
@@ -264,7 +262,7 @@ async fn a_failed_resume_resubscribes_everything_and_reports_a_gap() {
     let mut resubscribed = Vec::new();
     while resubscribed.len() < 2 {
         let id = next_event(&mut events, "a resubscription", |e| match e {
-            ClientEvent::Subscribed(id) => Some(id.to_string()),
+            Event::Subscribed(id) => Some(id.to_string()),
             _ => None,
         })
         .await;

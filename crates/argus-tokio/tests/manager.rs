@@ -1,10 +1,8 @@
 //! The manager over real clients: many named clients against one reference
 //! server, their stats in one call, and one call to close them all.
 
-mod common;
-
+use argus_tests::live::{Recorder, client_config, server_config, start_server, within};
 use argus_tokio::{ConnectionState, DataType, SubscriptionConfig, WebSocketClientManager};
-use common::{Recorder, client_config, server_config, start_server, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_stats_and_close_all() {

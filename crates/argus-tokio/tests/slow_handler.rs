@@ -1,15 +1,13 @@
 //! A handler slower than the feed, under each queue policy.
 
-mod common;
-
 use std::time::Duration;
 
 use argus_server::{FirehoseConfig, ServerConfig};
+use argus_tests::live::*;
 use argus_tokio::{
     ClientStats, DataType, MarketData, MessageKind, QueuePolicy, SubscriptionConfig,
     WebSocketClient,
 };
-use common::*;
 
 const TOTAL: u64 = 300;
 const CAPACITY: usize = 8;

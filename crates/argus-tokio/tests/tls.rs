@@ -1,13 +1,11 @@
 //! `wss://` against the reference server with a certificate made in the test.
 
-mod common;
-
 use argus_server::{ServerConfig, TlsConfig};
+use argus_tests::live::*;
 use argus_tokio::{
     ConnectError, ConnectionState, DataType, GiveUpReason, MessageKind, OpenError,
     SubscriptionConfig, WebSocketClient,
 };
-use common::*;
 
 fn self_signed() -> (TlsConfig, rcgen::Certificate) {
     let key =
