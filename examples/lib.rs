@@ -2,7 +2,8 @@
 //!
 //! Every example connects to `ARGUS_URL` when it is set (with
 //! `ARGUS_API_KEY` if given), and otherwise starts the reference server
-//! in-process on a free port of 127.0.0.1 and connects there.
+//! in-process on a free port of 127.0.0.1 and connects there. Each runs for
+//! a bounded time: `--seconds N`, or `ARGUS_SECONDS`, or its own default.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -23,6 +24,12 @@ pub struct Target {
 
 /// `ARGUS_URL` (and `ARGUS_API_KEY`), or an in-process reference server.
 pub async fn target() -> Result<Target, ServerError> {
+    target_accepting(&[]).await
+}
+
+/// Like [`target`], but an in-process server accepts only `keys` (and
+/// `ARGUS_API_KEY`, when set); with no key at all it is open.
+pub async fn target_accepting(keys: &[&str]) -> Result<Target, ServerError> {
     let api_key = std::env::var("ARGUS_API_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -35,7 +42,12 @@ pub async fn target() -> Result<Target, ServerError> {
     }
     let server = Server::start(ServerConfig {
         tick_interval: Duration::from_millis(250),
-        api_keys: api_key.iter().map(|k| k.as_str().into()).collect(),
+        api_keys: keys
+            .iter()
+            .copied()
+            .chain(api_key.as_deref())
+            .map(Into::into)
+            .collect(),
         ..ServerConfig::ephemeral()
     })
     .await?;
@@ -50,11 +62,13 @@ pub async fn target() -> Result<Target, ServerError> {
     })
 }
 
-/// How long an example runs: `ARGUS_SECONDS`, or `default` seconds.
+/// How long an example runs: `--seconds N` on its command line
+/// (`cargo run --example quickstart -- --seconds 10`), else
+/// `ARGUS_SECONDS`, else `default` seconds.
 pub fn run_time(default: u64) -> Duration {
+    let flag = std::env::args().skip_while(|a| a != "--seconds").nth(1);
     Duration::from_secs(
-        std::env::var("ARGUS_SECONDS")
-            .ok()
+        flag.or_else(|| std::env::var("ARGUS_SECONDS").ok())
             .and_then(|s| s.parse().ok())
             .unwrap_or(default),
     )

@@ -1,64 +1,109 @@
-//! The original SDK's multi-client example: a `WebSocketClientManager` with
-//! three clients, each with its own config and subscription, and their stats
-//! printed together.
+//! The original SDK's multi-client app: a `WebSocketClientManager` with
+//! three clients, each with its own config and api key, one price handler
+//! shared by all three, then a monitoring loop that prints every client's
+//! stats at an interval until it is stopped.
 //!
 //! ```text
-//! cargo run --example multi_client          # three clients of one in-process server
+//! cargo run --example multi_client                   # 6 s against an in-process server
+//! cargo run --example multi_client -- --seconds 60   # longer; Ctrl-C stops it sooner
 //! ```
 //!
 //! The original points the clients at three servers; here they share
-//! `ARGUS_URL` or the in-process server, each with its own settings.
+//! `ARGUS_URL` (each sending `ARGUS_API_KEY`, if set) or the in-process
+//! server, which accepts exactly the three keys `key1`, `key2`, `key3`.
 
-use argus_examples::{init_logging, run_time, target};
+use std::time::Duration;
+
+use argus_examples::{init_logging, run_time, target_accepting};
 use argus_tokio::{
-    ConnectionConfig, DataType, MarketData, MessageKind, SubscriptionConfig, WebSocketClientManager,
+    ClientStats, ConnectionConfig, DataType, MarketData, MessageKind, SubscriptionConfig,
+    WebSocketClientManager,
 };
 
+/// The clients' api keys for the in-process server.
+const KEYS: [&str; 3] = ["key1", "key2", "key3"];
+
+/// How often the monitoring loop prints (the original's is 30 s).
+const MONITOR_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The one handler every client calls.
 fn handle_price(data: &MarketData) {
     if let MarketData::Price(p) = data {
         println!(
-            "[{}] price update: {} ${:.2}",
-            p.subscription, p.symbol, p.price
+            "[{}] price update: {} ${:.2} (seq {})",
+            p.subscription, p.symbol, p.price, p.seq
         );
     }
+}
+
+/// One client's stats on one line.
+fn summary(stats: &ClientStats) -> String {
+    let c = &stats.connection;
+    format!(
+        "state={} messages_received={} data_messages={} subscriptions={} reconnects={} \
+         gaps={} rtt={} queue_depth={}",
+        c.state,
+        c.messages_received,
+        c.data_messages,
+        c.subscriptions_count,
+        c.reconnect_count,
+        c.gaps,
+        c.rtt
+            .map_or_else(|| "-".to_owned(), |rtt| format!("{rtt:.1?}")),
+        stats.queue.depth,
+    )
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
-    let target = target().await?;
+    let target = target_accepting(&KEYS).await?;
     let manager = WebSocketClientManager::new();
 
-    let configs = [
-        ConnectionConfig::production(target.url.as_str(), "key1"),
-        ConnectionConfig::development(target.url.as_str()),
-        ConnectionConfig::high_frequency(target.url.as_str(), "key3"),
+    // Three configs, as the original: each its own settings and key.
+    let url = target.url.as_str();
+    let mut configs = [
+        ConnectionConfig::production(url, KEYS[0]),
+        ConnectionConfig::development(url),
+        ConnectionConfig::high_frequency(url, KEYS[2]),
     ];
-    for (i, mut config) in configs.into_iter().enumerate() {
-        // The in-process server is open: keys are only sent where one is configured.
-        config.api_key = target.api_key.as_deref().map(Into::into);
+    for (config, key) in configs.iter_mut().zip(KEYS) {
+        config.api_key = match &target.server {
+            Some(_) => Some(key.into()),
+            None => target.api_key.as_deref().map(Into::into),
+        };
+    }
+    for (i, config) in configs.into_iter().enumerate() {
         let client = manager.create_client(format!("client_{i}"), config)?;
         client.add_message_handler(MessageKind::Price, handle_price);
         client.connect().await?;
-        let symbols = [["AAPL"], ["MSFT"], ["GOOGL"]][i];
         client
             .subscribe(
                 format!("sub_{i}"),
-                SubscriptionConfig::new(symbols, [DataType::Price]),
+                SubscriptionConfig::new(["AAPL"], [DataType::Price]),
             )
             .await?;
     }
 
-    tokio::time::sleep(run_time(3)).await;
-    println!("=== client stats ===");
-    for (name, stats) in manager.get_all_stats().await {
-        println!(
-            "{name}: state={} messages_received={} subscriptions={}",
-            stats.connection.state,
-            stats.connection.messages_received,
-            stats.connection.subscriptions_count
-        );
+    // The monitoring loop, until --seconds pass or Ctrl-C.
+    let stop = tokio::time::sleep(run_time(6));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(stop, ctrl_c);
+    let mut monitor = tokio::time::interval(MONITOR_INTERVAL);
+    monitor.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = &mut ctrl_c => break,
+            _ = monitor.tick() => {
+                println!("=== client stats ===");
+                for (name, stats) in manager.get_all_stats().await {
+                    println!("{name}: {}", summary(&stats));
+                }
+            }
+        }
     }
     manager.close_all().await;
+    println!("closed every client");
     Ok(())
 }

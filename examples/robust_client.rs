@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use argus_examples::{init_logging, run_time, target};
 use argus_tokio::{
-    ClientEvent, ConnectError, ConnectionConfig, ConnectionState, DataType, MarketData,
-    MessageKind, SubscribeError, SubscriptionConfig, WebSocketClient,
+    ConnectError, ConnectionConfig, ConnectionState, DataType, Event, MarketData, MessageKind,
+    SubscribeError, SubscriptionConfig, WebSocketClient,
 };
 
 struct RobustClient {
@@ -57,21 +57,21 @@ impl RobustClient {
                     // Follow the connection until the client gives up.
                     while let Some(event) = events.recv().await {
                         match event {
-                            ClientEvent::StateChanged { to, .. } => {
+                            Event::StateChanged { to, .. } => {
                                 println!("state: {to}");
                                 if to == ConnectionState::Error {
                                     break;
                                 }
                             }
-                            ClientEvent::Disconnected(reason) => println!("disconnected: {reason}"),
-                            ClientEvent::Reconnecting { attempt, delay } => {
+                            Event::Disconnected(reason) => println!("disconnected: {reason}"),
+                            Event::Reconnecting { attempt, delay } => {
                                 println!("reconnect attempt {attempt} in {delay:.1?}")
                             }
-                            ClientEvent::Resumed { replayed } => {
+                            Event::Resumed { replayed } => {
                                 println!("session resumed, {replayed} missed messages replayed")
                             }
-                            ClientEvent::Gap(gap) => println!("data may be lost: {gap:?}"),
-                            ClientEvent::Subscribed(id) => println!("subscribed: {id}"),
+                            Event::Gap(gap) => println!("data may be lost: {gap:?}"),
+                            Event::Subscribed(id) => println!("subscribed: {id}"),
                             _ => {}
                         }
                     }
