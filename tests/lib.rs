@@ -138,7 +138,8 @@ impl BlockingDriver {
             Message::Close(frame) => {
                 self.socket = None;
                 let code = frame.as_ref().map(|f| u16::from(f.code));
-                Input::Closed { code, reason: "" }
+                let reason = frame.as_ref().map_or("", |f| f.reason.as_str());
+                Input::Closed { code, reason }
             }
             Message::Frame(_) => return,
         };

@@ -233,6 +233,7 @@ impl MuteServer {
         }
     }
 
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
     async fn serve(stream: tokio::net::TcpStream, requests: Arc<watch::Sender<usize>>) {
         use tokio_tungstenite::tungstenite::Message;
         use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};

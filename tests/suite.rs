@@ -234,7 +234,10 @@ pub fn async_handlers_take_the_queue_and_the_event_stream_sees_everything<R: Run
             &mut events,
             "the subscription's answer",
             |event| match event {
-                Event::Subscribed(s) => Some(assert_eq!(s, &id)),
+                Event::Subscribed(s) => {
+                    assert_eq!(s, &id);
+                    Some(())
+                }
                 Event::Data(_) => panic!("data before the subscription's answer"),
                 _ => None,
             },
