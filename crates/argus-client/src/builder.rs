@@ -12,12 +12,13 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::mpsc;
 
-use crate::client::{Inner, WebSocketClient, spawn_tasks};
+use crate::client::{Inner, WebSocketClient};
 use crate::driver::Driver;
 use crate::error::BuildError;
 use crate::queue::QueuePolicy;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
+use crate::tasks::spawn_tasks;
 
 /// Default room in the handler queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;

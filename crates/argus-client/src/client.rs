@@ -1,6 +1,5 @@
 //! The client handle and its statistics.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
@@ -9,7 +8,6 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use argus_core::{ConnectionConfig, ConnectionState, Stats, SubscriptionConfig, SubscriptionId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument;
 
 use crate::builder::ClientBuilder;
 use crate::error::{BuildError, ConnectError, SubscribeError, UnsubscribeError};
@@ -19,7 +17,6 @@ use crate::interest::Interest;
 use crate::queue::{Queue, QueuePolicy, QueueStats};
 use crate::runtime::Runtime;
 use crate::shared::{Command, Consumer, Shared, SubscriptionInfo};
-use crate::transport::redact_url;
 
 /// Held by the handles only: when the last one goes, the command channel
 /// closes and the connection task shuts down.
@@ -48,34 +45,6 @@ impl Inner {
         self.start();
         self.commands.send(command).is_ok()
     }
-}
-
-/// The handler task: runs the handlers that do not run inline (async
-/// handlers, and every handler under a lossy policy) behind the handler
-/// queue, one event at a time, in order.
-pub(crate) async fn run_handlers(shared: Arc<Shared>) {
-    let mut batch = VecDeque::new();
-    while std::future::poll_fn(|cx| shared.handler_queue.poll_take(cx, &mut batch))
-        .await
-        .is_some()
-    {
-        let snapshot = shared.handlers.snapshot();
-        for event in batch.drain(..) {
-            shared.handlers.dispatch_queued(&snapshot, event).await;
-        }
-    }
-    tracing::debug!("handler task ended");
-}
-
-/// Spawns the client's two tasks on `R`, under one tracing span.
-pub(crate) fn spawn_tasks<R: Runtime>(
-    url: &str,
-    shared: Arc<Shared>,
-    driver: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let span = tracing::debug_span!("argus", url = %redact_url(url));
-    R::spawn(run_handlers(shared).instrument(span.clone()));
-    R::spawn(driver.instrument(span));
 }
 
 /// A connection to an Argus server: the Rust form of the original SDK's

@@ -70,6 +70,7 @@ mod quickstart;
 mod replies;
 mod runtime;
 mod shared;
+mod tasks;
 pub mod transport;
 
 pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_QUEUE_CAPACITY};
