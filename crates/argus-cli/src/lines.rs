@@ -15,7 +15,7 @@
 //! | `reconnecting` | `attempt`, `delay` (seconds) |
 //! | `error` | `kind` (`attempt_failed`, `gave_up`, `subscribe_failed`, `request_timed_out`, `protocol`, `lagged`), `message`, and `attempt`, `id`, `code`, `request` and `timeout` (seconds), or `missed_events` |
 //! | `ignored` | `kind`: the `type` of a message this version does not know |
-//! | `stats` | the client's statistics, written once at exit |
+//! | `stats` | the client's statistics, and the feed's (`feed`: `policy`, `missed_events`), written once at exit |
 
 use std::time::SystemTime;
 
@@ -24,7 +24,7 @@ use argus_tokio::{
 };
 use serde::Serialize;
 
-use crate::feed::Item;
+use crate::feed::{FeedStats, Item};
 
 /// An event line's body, tagged with `event`.
 #[derive(Serialize)]
@@ -61,6 +61,7 @@ enum Body<'a> {
     Stats {
         #[serde(flatten)]
         stats: &'a ClientStats,
+        feed: FeedStats,
     },
     /// An event kind newer than this tool.
     Other {
@@ -195,9 +196,10 @@ pub fn item_line(item: &Item) -> String {
     }
 }
 
-/// The `stats` line written at exit.
-pub fn stats_line(stats: &ClientStats) -> String {
-    stamped(Body::Stats { stats })
+/// The `stats` line written at exit: the client's statistics, and the
+/// feed's as `feed`.
+pub fn stats_line(stats: &ClientStats, feed: FeedStats) -> String {
+    stamped(Body::Stats { stats, feed })
 }
 
 #[cfg(test)]

@@ -122,6 +122,8 @@ where
     tokio::pin!(started, stop);
     let mut starting = true;
     let mut unsent = None;
+    // Said on stderr once stdout has the lines that led to it.
+    let mut failure: Option<String> = None;
     let exit = loop {
         tokio::select! {
             () = &mut stop => break Exit::Success,
@@ -129,7 +131,7 @@ where
                 starting = false;
                 if let Err(e) = result {
                     // What led to it (the gave_up line) is printed at exit.
-                    report(&e);
+                    failure = Some(e.to_string());
                     break e.exit();
                 }
                 tracing::info!("subscribed; streaming");
@@ -153,7 +155,7 @@ where
                     }
                 }
                 if let Some(reason) = gave_up {
-                    report(&reason);
+                    failure = Some(reason.to_string());
                     break Exit::from_give_up(&reason);
                 }
                 if !output.open {
@@ -177,12 +179,16 @@ where
             output.item(&item).await;
         }
         let stats = client.stats().await;
-        output.line(stats_line(&stats)).await;
+        output.line(stats_line(&stats, feed.stats())).await;
     };
     let flushed = tokio::time::timeout_at(flush_by, last_lines).await.is_ok();
     let _ = tokio::time::timeout(CLOSE_WAIT, client.disconnect()).await;
     drop(output);
-    match tokio::time::timeout_at(flush_by, writer).await {
+    let written = tokio::time::timeout_at(flush_by, writer).await;
+    if let Some(failure) = failure {
+        report(failure);
+    }
+    match written {
         Ok(Ok(Ok(()))) if flushed => exit,
         Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::BrokenPipe => exit,
         Ok(Ok(Err(e))) => {

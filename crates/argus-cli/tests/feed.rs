@@ -102,7 +102,10 @@ async fn a_lossy_policy_says_what_it_dropped_where_it_dropped_it() {
             data_after += 1;
         }
     }
-    let lines = tail.kill().await;
+    tail.interrupt();
+    let out = tail.finish().await;
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let lines = out.lines;
 
     let seqs = data_seqs(&lines);
     assert!(
@@ -133,4 +136,13 @@ async fn a_lossy_policy_says_what_it_dropped_where_it_dropped_it() {
         seqs.windows(2).any(|w| w[1] > w[0] + 1),
         "some seqs were dropped: {seqs:?}"
     );
+    let reported: u64 = lines
+        .iter()
+        .filter(|l| l["kind"] == "lagged")
+        .map(|l| l["missed_events"].as_u64().unwrap())
+        .sum();
+    let stats = lines.last().unwrap();
+    assert_eq!(stats["event"], "stats", "{stats}");
+    assert_eq!(stats["feed"]["policy"], "drop_oldest", "{stats}");
+    assert_eq!(stats["feed"]["missed_events"], reported, "{stats}");
 }

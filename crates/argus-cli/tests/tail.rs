@@ -197,6 +197,8 @@ async fn ctrl_c_exits_0_with_stats_and_the_key_never_shows() {
     }
     assert_eq!(stats["state"], "connected");
     assert_eq!(stats["subscriptions_count"], 1);
+    assert_eq!(stats["feed"]["policy"], "backpressure", "{stats}");
+    assert_eq!(stats["feed"]["missed_events"], 0, "{stats}");
     assert!(stats["messages_received"].as_u64().unwrap() >= 5);
     assert_consecutive(&data_seqs(&out.lines), "one connection");
     // -vvv logged plenty, and none of it is on stdout.
