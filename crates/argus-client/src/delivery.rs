@@ -77,10 +77,8 @@ impl Delivery {
         let mut abandoned = false;
         for consumer in self.streams.iter().filter(|c| c.interest.intersects(kind)) {
             queues -= 1;
-            abandoned |= consumer.queue.is_abandoned();
-            consumer
-                .queue
-                .push(hand_on(&mut event, queues == 0 && !inline));
+            let last = queues == 0 && !inline;
+            abandoned |= !consumer.queue.push(hand_on(&mut event, last));
         }
         if to_handler_queue {
             self.shared.handler_queue.push(hand_on(&mut event, !inline));

@@ -179,11 +179,12 @@ impl Queue {
 
     /// Adds an event; never waits. Under backpressure the producer checks
     /// [`room`](Self::room) before reading, so the queue exceeds its
-    /// capacity by at most the events of one frame.
-    pub(crate) fn push(&self, event: Event) {
+    /// capacity by at most the events of one frame. False when the consumer
+    /// is gone (the event is dropped: nobody would read it).
+    pub(crate) fn push(&self, event: Event) -> bool {
         let mut state = self.lock();
         if state.consumer_gone {
-            return;
+            return false;
         }
         state.stats.enqueued += 1;
         if state.items.len() >= self.capacity {
@@ -201,6 +202,7 @@ impl Queue {
         if let Some(waker) = consumer {
             waker.wake();
         }
+        true
     }
 
     fn make_room(&self, state: &mut State, incoming: &Event) {
