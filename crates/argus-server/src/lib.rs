@@ -42,6 +42,7 @@ pub mod replay;
 mod request;
 mod server;
 mod session;
+mod watched;
 
 pub use config::{DEFAULT_LISTEN, DEFAULT_UNIVERSE, FirehoseConfig, ServerConfig, TlsConfig};
 pub use server::{BackgroundServer, Server, ServerError, ServerHandle, ServerStats};
