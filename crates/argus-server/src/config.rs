@@ -173,7 +173,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             // Limits against hostile peers.
-            read_buffer_size: 8 * 1024,
+            read_buffer_size: 4 * 1024,
             max_write_buffer: 512 * 1024,
             stall_timeout: Duration::from_secs(10),
             max_connections: 10_000,

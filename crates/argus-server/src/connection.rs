@@ -36,8 +36,8 @@ use crate::ids::{now_rfc3339, session_token, uuid_v4};
 use crate::outbox::{Out, Outbox, Taken};
 use crate::request::{self, RateLimit, Rejection, Request as ClientRequest};
 use crate::server::{Instance, Shared};
-use crate::watched::{IoWatch, Watched};
 use crate::session::{self, SessionCmd, SessionHandle};
+use crate::watched::{IoWatch, Watched};
 
 /// Close codes the protocol's table does not list, from RFC 6455.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
@@ -205,7 +205,12 @@ fn error_response(status: StatusCode, body: &str) -> ErrorResponse {
 pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 
 fn over_cap(conn: u64, what: &str) -> ErrorResponse {
-    info!(conn, status = 503, cap = what, "upgrade refused: over a cap");
+    info!(
+        conn,
+        status = 503,
+        cap = what,
+        "upgrade refused: over a cap"
+    );
     let mut r = error_response(
         StatusCode::SERVICE_UNAVAILABLE,
         &format!("too many {what}; retry later"),
@@ -329,7 +334,9 @@ async fn serve<S>(
     let shared = &inst.shared;
     let conn = guard.conn;
     let peer = guard.peer;
-    let head = match tokio::time::timeout_at(deadline, read_head(&mut stream)).await {
+    // The handshake's futures are boxed, so that their memory is given back
+    // once the connection is a WebSocket.
+    let head = match tokio::time::timeout_at(deadline, Box::pin(read_head(&mut stream))).await {
         Ok(Ok(head)) => head,
         Ok(Err(BadHead::Malformed(why))) => {
             debug!(conn, %peer, why, "malformed upgrade request; answering 400");
@@ -353,8 +360,11 @@ async fn serve<S>(
     let mut key = None;
     #[allow(clippy::result_large_err)] // the shape of tungstenite's handshake callback
     let callback = |req: &Request, resp: Response| admit(inst, conn, req, resp, &mut key);
-    let upgrade =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config(shared)));
+    let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(ws_config(shared)),
+    ));
     let ws = match tokio::time::timeout_at(deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -414,8 +424,12 @@ async fn serve<S>(
     ));
     let first = {
         let mut read_silence = Silence::new(silent);
-        let read = read_loop(&mut stream, &mut reader, guard, &mut read_silence);
-        tokio::pin!(read);
+        let mut read = Box::pin(read_loop(
+            &mut stream,
+            &mut reader,
+            guard,
+            &mut read_silence,
+        ));
         tokio::select! {
             w = &mut writer => Ok(w),
             r = &mut read => Err(r),
@@ -692,7 +706,7 @@ impl Reader<'_> {
                 if let Some(s) = self.session(guard) {
                     s.send(SessionCmd::Subscribe {
                         conn: self.conn,
-                        spec,
+                        spec: Box::new(spec),
                     });
                 }
             }

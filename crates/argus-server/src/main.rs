@@ -95,7 +95,7 @@ struct Args {
 #[derive(Debug, clap::Args)]
 struct PeerLimits {
     /// Bytes read from a socket at once (every connection's read buffer).
-    #[arg(long, default_value_t = 8 * 1024)]
+    #[arg(long, default_value_t = 4 * 1024)]
     read_buffer_size: usize,
     /// Most bytes waiting to be written to one socket (frames and pongs).
     #[arg(long, default_value_t = 512 * 1024)]

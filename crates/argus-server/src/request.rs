@@ -505,7 +505,10 @@ mod id_scan_tests {
         assert_eq!(best_effort_id(r#"{"id":"a\u0062"}"#).as_deref(), Some("ab"));
         assert_eq!(best_effort_id(r#"{"id":5}"#), None);
         assert_eq!(best_effort_id(r#"["id","x"]"#), None);
-        assert_eq!(best_effort_id(r#"{"x":true,"n":-1.5e3,"id":"t"}"#).as_deref(), Some("t"));
+        assert_eq!(
+            best_effort_id(r#"{"x":true,"n":-1.5e3,"id":"t"}"#).as_deref(),
+            Some("t")
+        );
         assert_eq!(best_effort_id(r#"{"x":"#), None);
         assert_eq!(best_effort_id(""), None);
     }

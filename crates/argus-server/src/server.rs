@@ -498,7 +498,9 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
                 warn!(error = %e, "out of file descriptors; refusing with 503");
                 drop(spare.take());
                 if let Ok((tcp, _)) = listener.accept().await {
-                    inst.shared.stats.send_modify(|s| s.connection_attempts += 1);
+                    inst.shared
+                        .stats
+                        .send_modify(|s| s.connection_attempts += 1);
                     inst.count_over_cap();
                     refuse_raw(tcp);
                 }

@@ -44,7 +44,7 @@ const BUFFERED_OVERHEAD: usize = 64;
 pub(crate) enum SessionCmd {
     Subscribe {
         conn: u64,
-        spec: SubscribeSpec,
+        spec: Box<SubscribeSpec>,
     },
     Unsubscribe {
         conn: u64,
@@ -503,7 +503,7 @@ impl Session {
         match cmd {
             SessionCmd::Subscribe { conn, spec } => {
                 if self.out.is_attached_to(conn) {
-                    self.subscribe(conn, spec, now);
+                    self.subscribe(conn, *spec, now);
                 }
             }
             SessionCmd::Unsubscribe { conn, id } => {
@@ -527,7 +527,10 @@ impl Session {
                 let stale = matches!(result, Err(AttachError::Stale));
                 let _ = reply.send(result.map_err(|e| e.to_string()));
                 if stale {
-                    info!(session = self.handle.label, "session data no longer available; ending it");
+                    info!(
+                        session = self.handle.label,
+                        "session data no longer available; ending it"
+                    );
                     return false;
                 }
             }

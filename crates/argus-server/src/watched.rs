@@ -239,7 +239,6 @@ impl<S> Watched<S> {
             prefix_at: 0,
         }
     }
-
 }
 
 /// Follows `bytes` just read and updates when the message in progress began.
