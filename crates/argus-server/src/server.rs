@@ -94,6 +94,10 @@ pub struct ServerStats {
     pub sessions_evicted: u64,
 }
 
+/// How long a connection may sit in its handshake before a new connection
+/// at the global cap may take its place.
+const HANDSHAKE_GRACE: Duration = Duration::from_millis(500);
+
 /// State shared by every run of the server (it survives restarts).
 pub(crate) struct Shared {
     pub config: ServerConfig,
@@ -178,6 +182,8 @@ pub(crate) struct ConnEntry {
     /// Set once the connection is a WebSocket.
     pub outbox: Option<Arc<Outbox>>,
     pub silent: watch::Sender<bool>,
+    /// When the TCP connection was accepted.
+    pub accepted_at: Instant,
 }
 
 #[derive(Default)]
@@ -339,16 +345,43 @@ impl Instance {
 
     /// Counts an accepted TCP connection from `ip`; false (and nothing
     /// counted) when it is over the global or the per-IP cap.
+    /// At the global cap, the oldest connection still in its handshake
+    /// after [`HANDSHAKE_GRACE`] makes room (an idle socket that never
+    /// upgrades must not keep out a client that does).
     fn claim_connection(&self, ip: IpAddr) -> bool {
         let mut c = lock(&self.counts);
         let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if c.total >= self.shared.max_connections
-            || from_ip >= self.shared.config.max_connections_per_ip
-        {
+        if from_ip >= self.shared.config.max_connections_per_ip {
+            return false;
+        }
+        if c.total >= self.shared.max_connections && !self.evict_oldest_handshake() {
             return false;
         }
         c.total += 1;
         c.per_ip.insert(ip, from_ip + 1);
+        true
+    }
+
+    /// Drops the oldest connection that has not upgraded within
+    /// [`HANDSHAKE_GRACE`]; false when there is none.
+    fn evict_oldest_handshake(&self) -> bool {
+        let mut c = lock(&self.connections);
+        let oldest = c
+            .map
+            .iter()
+            .filter(|(_, e)| {
+                e.task.is_some() && e.outbox.is_none() && e.accepted_at.elapsed() >= HANDSHAKE_GRACE
+            })
+            .min_by_key(|(_, e)| e.accepted_at)
+            .map(|(conn, _)| *conn);
+        let Some(entry) = oldest.and_then(|conn| c.map.remove(&conn)) else {
+            return false;
+        };
+        if let Some(task) = entry.task {
+            // Its count is released when the task drops, a moment later.
+            task.abort();
+        }
+        debug!("at the connection cap: dropping the oldest unfinished handshake");
         true
     }
 
@@ -539,6 +572,7 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
                     task: None,
                     outbox: None,
                     silent: silent_tx,
+                    accepted_at: Instant::now(),
                 },
             );
         }
