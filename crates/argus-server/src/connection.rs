@@ -365,7 +365,10 @@ async fn serve<S>(
         callback,
         Some(ws_config(shared)),
     ));
-    let ws = match tokio::time::timeout_at(deadline, upgrade).await {
+    let upgraded = tokio::time::timeout_at(deadline, upgrade).await;
+    // The key's connection count, once claimed, is released by the guard.
+    guard.key = key;
+    let ws = match upgraded {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             debug!(conn, %peer, error = %e, "no upgrade");
@@ -376,8 +379,6 @@ async fn serve<S>(
             return;
         }
     };
-    // From here the guard releases the key's connection count.
-    guard.key = key;
     let (connection_id, token) = match (uuid_v4(), session_token()) {
         (Ok(id), Ok(token)) => (id, token),
         (Err(e), _) | (_, Err(e)) => {

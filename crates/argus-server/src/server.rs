@@ -296,10 +296,12 @@ impl Instance {
         &self,
         map: &mut HashMap<Arc<str>, SessionEntry>,
         key: Option<Option<usize>>,
+        except: u64,
     ) -> bool {
         let oldest = map
             .values_mut()
-            .filter(|e| !e.evicted && key.is_none_or(|k| e.handle.key == k))
+            .filter(|e| !e.evicted && e.handle.label != except)
+            .filter(|e| key.is_none_or(|k| e.handle.key == k))
             .filter(|e| e.detached_since.is_some())
             .min_by_key(|e| e.detached_since);
         let Some(e) = oldest else { return false };
@@ -323,24 +325,25 @@ impl Instance {
         };
         if key.is_some() {
             while live(&map, Some(key)) >= config.max_sessions_per_key {
-                if !self.evict_oldest_detached(&mut map, Some(key)) {
+                if !self.evict_oldest_detached(&mut map, Some(key), 0) {
                     return false;
                 }
             }
         }
         while live(&map, None) >= config.max_sessions {
-            if !self.evict_oldest_detached(&mut map, None) {
+            if !self.evict_oldest_detached(&mut map, None, 0) {
                 return false;
             }
         }
         true
     }
 
-    /// Over the global replay memory: ends the oldest detached session; false
-    /// when none is detached.
-    pub(crate) fn evict_for_memory(&self) -> bool {
+    /// Over the global replay memory: ends the oldest detached session other
+    /// than `except` (one catching up is still marked detached); false when
+    /// there is none.
+    pub(crate) fn evict_for_memory(&self, except: u64) -> bool {
         let mut map = lock(&self.sessions);
-        self.evict_oldest_detached(&mut map, None)
+        self.evict_oldest_detached(&mut map, None, except)
     }
 
     /// Counts an accepted TCP connection from `ip`; false (and nothing

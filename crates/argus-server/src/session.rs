@@ -285,7 +285,7 @@ impl Output {
         self.buffer_bytes += size;
         let total = self.shared.replay_bytes.fetch_add(size, Ordering::Relaxed) + size;
         self.prune(now);
-        if total > self.shared.config.replay_memory_limit && !inst.evict_for_memory() {
+        if total > self.shared.config.replay_memory_limit && !inst.evict_for_memory(self.label) {
             // Every session is attached: this one gives up its oldest messages.
             while self.shared.replay_bytes.load(Ordering::Relaxed)
                 > self.shared.config.replay_memory_limit

@@ -646,13 +646,15 @@ async fn a_malformed_handshake_gets_400() {
 
 /// Opens `n` sessions one after the other from `from`, each subscribing
 /// `subs` subscriptions to ten symbols with every data type; each connection
-/// drops (without a close) once its subscriptions are confirmed. Returns
-/// each session's token and the last seq it saw.
+/// drops (without a close) once its subscriptions are confirmed and it has
+/// read data for `read_for`. Returns each session's token and the last seq
+/// it saw.
 async fn abandon_sessions(
     server: &ServerProc,
     from: u8,
     n: usize,
     subs: usize,
+    read_for: Duration,
 ) -> Vec<(String, u64)> {
     let mut sessions = Vec::new();
     let symbols = [
@@ -669,12 +671,15 @@ async fn abandon_sessions(
                 .unwrap();
         }
         let mut confirmed = 0;
-        let (texts, _) = read_frames_until(&mut tcp, Duration::from_secs(2), |text| {
+        let (mut texts, _) = read_frames_until(&mut tcp, Duration::from_secs(2), |text| {
             confirmed += usize::from(text.contains(r#""type":"subscribed""#));
             confirmed == subs
         })
         .await;
         assert_eq!(confirmed, subs, "subscriptions confirmed");
+        if !read_for.is_zero() {
+            texts.extend(read_frames(&mut tcp, read_for).await.0);
+        }
         let welcome: Value = serde_json::from_str(&texts[0]).unwrap();
         let last_seq = texts
             .iter()
@@ -715,7 +720,7 @@ async fn abandoned_sessions_cost_little_memory_and_are_capped() {
     let server =
         ServerProc::start(&["--tick-interval", "50ms", "--max-sessions", "100"], None).await;
     let base = server.rss();
-    let sessions = abandon_sessions(&server, 2, 150, 1).await;
+    let sessions = abandon_sessions(&server, 2, 150, 1, Duration::ZERO).await;
     sleep(Duration::from_secs(2)).await;
     let url = server.url();
     let during = fresh_client(&url, None).await;
@@ -749,7 +754,7 @@ async fn abandoned_sessions_cost_little_memory_and_are_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_sessions_do_no_market_work() {
     let server = ServerProc::start(&["--tick-interval", "10ms"], None).await;
-    abandon_sessions(&server, 2, 20, 10).await;
+    abandon_sessions(&server, 2, 20, 10, Duration::ZERO).await;
     // Let the last connection end, then measure 2 s of the server's CPU.
     sleep(Duration::from_millis(300)).await;
     let before = server.cpu();
@@ -768,6 +773,53 @@ async fn abandoned_sessions_do_no_market_work() {
         "20 abandoned sessions cost {:.0}% of a core (bound 15%)",
         share * 100.0
     );
+    server.stop().await;
+}
+
+// Replay buffers: a byte budget per session...
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_buffer_keeps_to_its_byte_budget() {
+    // About 120 KB/s of data a session; 32 KiB is about 270 ms of it.
+    let server = ServerProc::start(
+        &["--tick-interval", "50ms", "--replay-buffer-bytes", "32768"],
+        None,
+    )
+    .await;
+    // Its buffer no longer reaches its first message, but it reaches its last.
+    let read_for = Duration::from_millis(600);
+    let session = abandon_sessions(&server, 2, 1, 1, read_for).await.remove(0);
+    let from_start = resume(&server, &(session.0.clone(), 1)).await;
+    let from_last = resume(&server, &session).await;
+    eprintln!(
+        "replay budget of 32 KiB after 600 ms of data: resume from seq 1: {from_start}, from the last seq: {from_last}"
+    );
+    assert_eq!(
+        from_start, "resume_failed",
+        "32 KiB do not reach back 600 ms"
+    );
+    assert_eq!(from_last, "resumed");
+    server.stop().await;
+}
+
+// ... and one for the server, paid by the oldest detached sessions first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_memory_over_its_budget_evicts_the_oldest_detached_session() {
+    let server = ServerProc::start(
+        &["--tick-interval", "50ms", "--replay-memory-limit", "65536"],
+        None,
+    )
+    .await;
+    // Three sessions of about 70 KB each, one after the other.
+    let sessions = abandon_sessions(&server, 2, 3, 1, Duration::from_millis(600)).await;
+    let newest = resume(&server, &sessions[2]).await;
+    let oldest = resume(&server, &sessions[0]).await;
+    let url = server.url();
+    let after = fresh_client(&url, None).await;
+    eprintln!(
+        "replay memory of 64 KiB, three sessions: newest {newest}, oldest {oldest}; fresh client {after:?}"
+    );
+    assert_eq!(newest, "resumed");
+    assert_eq!(oldest, "resume_failed", "evicted for the server's budget");
     server.stop().await;
 }
 
