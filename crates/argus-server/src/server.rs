@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub replay_bytes: AtomicUsize,
     /// `max_connections`, lowered to what the file-descriptor limit allows.
     pub max_connections: usize,
+    /// Refused sockets waiting for the client's request before closing.
+    lingering_refusals: AtomicUsize,
 }
 
 impl Shared {
@@ -357,7 +359,7 @@ impl Instance {
         if from_ip >= self.shared.config.max_connections_per_ip {
             return false;
         }
-        if c.total >= self.shared.max_connections && !self.evict_oldest_handshake() {
+        if c.total >= self.shared.max_connections && self.evict_oldest_handshake().is_none() {
             return false;
         }
         c.total += 1;
@@ -366,8 +368,9 @@ impl Instance {
     }
 
     /// Drops the oldest connection that has not upgraded within
-    /// [`HANDSHAKE_GRACE`]; false when there is none.
-    fn evict_oldest_handshake(&self) -> bool {
+    /// [`HANDSHAKE_GRACE`], returning its aborted task (its descriptor is
+    /// free once the task has been dropped); `None` when there is none.
+    fn evict_oldest_handshake(&self) -> Option<JoinHandle<()>> {
         let mut c = lock(&self.connections);
         let oldest = c
             .map
@@ -377,15 +380,11 @@ impl Instance {
             })
             .min_by_key(|(_, e)| e.accepted_at)
             .map(|(conn, _)| *conn);
-        let Some(entry) = oldest.and_then(|conn| c.map.remove(&conn)) else {
-            return false;
-        };
-        if let Some(task) = entry.task {
-            // Its count is released when the task drops, a moment later.
-            task.abort();
-        }
-        debug!("at the connection cap: dropping the oldest unfinished handshake");
-        true
+        let task = oldest.and_then(|conn| c.map.remove(&conn))?.task?;
+        // Its count is released when the task drops, a moment later.
+        task.abort();
+        debug!("dropping the oldest unfinished handshake to make room");
+        Some(task)
     }
 
     /// Counts a connection with api key `key`; false when over its cap.
@@ -531,14 +530,24 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) if is_out_of_fds(&e) => {
+                // An unfinished handshake gives way, as at the connection cap;
+                // its descriptor is free once its task is dropped.
+                if let Some(evicted) = inst.evict_oldest_handshake() {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), evicted).await;
+                    continue;
+                }
                 warn!(error = %e, "out of file descriptors; refusing with 503");
                 drop(spare.take());
-                if let Ok((tcp, _)) = listener.accept().await {
+                // Only a connection waiting now: never wait here without a spare.
+                if let Some(Ok((tcp, peer))) =
+                    futures_util::FutureExt::now_or_never(listener.accept())
+                {
+                    debug!(%peer, "refused: out of file descriptors");
                     inst.shared
                         .stats
                         .send_modify(|s| s.connection_attempts += 1);
                     inst.count_over_cap();
-                    refuse_raw(tcp);
+                    refuse_raw(tcp, &inst.shared);
                 }
                 spare = spare_fd();
                 if spare.is_none() {
@@ -559,7 +568,7 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
         if !inst.claim_connection(peer.ip()) {
             debug!(%peer, "over the connection cap; refusing with 503");
             inst.count_over_cap();
-            refuse_raw(tcp);
+            refuse_raw(tcp, shared);
             continue;
         }
         let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
@@ -602,9 +611,11 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
 }
 
 /// Answers 503 with `Retry-After` before reading the request, and closes.
-/// The socket is fresh, so the write does not wait; the close waits for the
-/// client's request (up to 250 ms) so that it does not reset the answer.
-fn refuse_raw(tcp: tokio::net::TcpStream) {
+/// The socket is fresh, so the write does not wait. The close waits for the
+/// client's request (up to 250 ms) so that it does not reset the answer,
+/// but at most `fd_reserve / 2` refused sockets wait at once: the others
+/// close at once, so that refusals never use up the reserve.
+fn refuse_raw(tcp: tokio::net::TcpStream, shared: &Arc<Shared>) {
     let response = crate::connection::http_response(
         503,
         "Service Unavailable",
@@ -612,6 +623,12 @@ fn refuse_raw(tcp: tokio::net::TcpStream) {
         "too many connections; retry later",
     );
     let _ = tcp.try_write(&response);
+    let lingering = &shared.lingering_refusals;
+    if lingering.fetch_add(1, Ordering::AcqRel) >= shared.config.fd_reserve / 2 {
+        lingering.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let shared = shared.clone();
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tcp = tcp;
@@ -625,6 +642,8 @@ fn refuse_raw(tcp: tokio::net::TcpStream) {
             }
         })
         .await;
+        drop(tcp);
+        shared.lingering_refusals.fetch_sub(1, Ordering::AcqRel);
     });
 }
 
@@ -821,6 +840,7 @@ impl Server {
         let shared = Arc::new(Shared {
             replay_bytes: AtomicUsize::new(0),
             max_connections,
+            lingering_refusals: AtomicUsize::new(0),
             config,
             universe,
             replay_bars,

@@ -563,6 +563,37 @@ async fn idle_sockets_at_the_global_cap_make_room_for_a_fresh_client() {
     server.stop().await;
 }
 
+// Row 5a, out of descriptors before any cap: the accept loop survives EMFILE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_does_not_lock_out_a_fresh_client() {
+    // No reserve: the process runs out of descriptors below the cap of 64.
+    let server =
+        ServerProc::start(&["--tick-interval", "20ms", "--fd-reserve", "0"], Some(64)).await;
+    let mut idle = Vec::new();
+    for i in 0..100u32 {
+        idle.push(
+            tcp_from(2 + (i % 4) as u8, server.addr)
+                .await
+                .expect("attacker connects"),
+        );
+    }
+    sleep(Duration::from_millis(600)).await;
+    let url = server.url();
+    let during = fresh_client(&url, None).await;
+    // The newest sockets were refused while the process had none to spare.
+    let refused = read_head(idle.last_mut().unwrap())
+        .await
+        .unwrap_or_default();
+    drop(idle);
+    let after = fresh_client(&url, None).await;
+    eprintln!(
+        "100 idle sockets under 64 descriptors: last one got {:?}; fresh client {during:?} during, {after:?} after",
+        refused.lines().next()
+    );
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+    server.stop().await;
+}
+
 // Row 5b: authenticated idle connections, one key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_capped_per_key_and_cost_little_memory() {
@@ -655,15 +686,14 @@ async fn abandon_sessions(
     n: usize,
     subs: usize,
     read_for: Duration,
+    key: Option<&str>,
 ) -> Vec<(String, u64)> {
     let mut sessions = Vec::new();
     let symbols = [
         "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "META", "NVDA", "JPM", "V", "JNJ",
     ];
     for _ in 0..n {
-        let mut tcp = raw_ws(from, server.addr, None)
-            .await
-            .expect("peer upgrades");
+        let mut tcp = raw_ws(from, server.addr, key).await.expect("peer upgrades");
         for s in 0..subs {
             let subscribe = json!({"op":"subscribe","id":format!("s{s}"),"symbols":symbols,"data_types":["price","volume","orderbook"]});
             tcp.write_all(&text_frame(&subscribe.to_string()))
@@ -693,10 +723,8 @@ async fn abandon_sessions(
 
 /// Resumes `session` on a fresh connection; returns the answer's `type`
 /// (`resumed`) or error code (`resume_failed`).
-async fn resume(server: &ServerProc, session: &(String, u64)) -> String {
-    let mut tcp = raw_ws(1, server.addr, None)
-        .await
-        .expect("resumer upgrades");
+async fn resume(server: &ServerProc, session: &(String, u64), key: Option<&str>) -> String {
+    let mut tcp = raw_ws(1, server.addr, key).await.expect("resumer upgrades");
     let request = json!({"op":"resume","session":session.0,"last_seq":session.1});
     tcp.write_all(&text_frame(&request.to_string()))
         .await
@@ -720,7 +748,7 @@ async fn abandoned_sessions_cost_little_memory_and_are_capped() {
     let server =
         ServerProc::start(&["--tick-interval", "50ms", "--max-sessions", "100"], None).await;
     let base = server.rss();
-    let sessions = abandon_sessions(&server, 2, 150, 1, Duration::ZERO).await;
+    let sessions = abandon_sessions(&server, 2, 150, 1, Duration::ZERO, None).await;
     sleep(Duration::from_secs(2)).await;
     let url = server.url();
     let during = fresh_client(&url, None).await;
@@ -728,8 +756,8 @@ async fn abandoned_sessions_cost_little_memory_and_are_capped() {
     let per_session = rss.saturating_sub(base) / 100;
     // The oldest were evicted to make room; the newest resumes, catching up
     // on what its subscription matched while it was detached.
-    let oldest = resume(&server, &sessions[0]).await;
-    let newest = resume(&server, &sessions[149]).await;
+    let oldest = resume(&server, &sessions[0], None).await;
+    let newest = resume(&server, &sessions[149], None).await;
     eprintln!(
         "150 abandoned sessions (cap 100): RSS {:.1} -> {:.1} MiB, {:.1} KiB a detached session; \
          resume of the oldest: {oldest}, of the newest: {newest}; fresh client {during:?}",
@@ -750,11 +778,51 @@ async fn abandoned_sessions_cost_little_memory_and_are_capped() {
     server.stop().await;
 }
 
+// Row 6a, per key: one key's churn evicts its own sessions only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_capped_per_key() {
+    let server = ServerProc::start(
+        &[
+            "--tick-interval",
+            "50ms",
+            "--api-key",
+            "churner",
+            "--api-key",
+            "trader",
+            "--max-sessions-per-key",
+            "5",
+        ],
+        None,
+    )
+    .await;
+    let trader = abandon_sessions(&server, 2, 1, 1, Duration::ZERO, Some("trader")).await;
+    let churned = abandon_sessions(&server, 3, 12, 1, Duration::ZERO, Some("churner")).await;
+    let trader_resumes = resume(&server, &trader[0], Some("trader")).await;
+    let oldest = resume(&server, &churned[0], Some("churner")).await;
+    let newest = resume(&server, &churned[11], Some("churner")).await;
+    let url = server.url();
+    let after = fresh_client(&url, Some("trader")).await;
+    eprintln!(
+        "12 sessions of one key, cap 5 a key: its oldest {oldest}, its newest {newest}; \
+         another key's session {trader_resumes}; fresh client {after:?}"
+    );
+    assert_eq!(
+        oldest, "resume_failed",
+        "the key's oldest detached session was evicted"
+    );
+    assert_eq!(newest, "resumed");
+    assert_eq!(
+        trader_resumes, "resumed",
+        "another key's session is untouched"
+    );
+    server.stop().await;
+}
+
 // Row 6b: CPU while abandoned sessions sit waiting for a resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_sessions_do_no_market_work() {
     let server = ServerProc::start(&["--tick-interval", "10ms"], None).await;
-    abandon_sessions(&server, 2, 20, 10, Duration::ZERO).await;
+    abandon_sessions(&server, 2, 20, 10, Duration::ZERO, None).await;
     // Let the last connection end, then measure 2 s of the server's CPU.
     sleep(Duration::from_millis(300)).await;
     let before = server.cpu();
@@ -787,9 +855,11 @@ async fn a_replay_buffer_keeps_to_its_byte_budget() {
     .await;
     // Its buffer no longer reaches its first message, but it reaches its last.
     let read_for = Duration::from_millis(600);
-    let session = abandon_sessions(&server, 2, 1, 1, read_for).await.remove(0);
-    let from_start = resume(&server, &(session.0.clone(), 1)).await;
-    let from_last = resume(&server, &session).await;
+    let session = abandon_sessions(&server, 2, 1, 1, read_for, None)
+        .await
+        .remove(0);
+    let from_start = resume(&server, &(session.0.clone(), 1), None).await;
+    let from_last = resume(&server, &session, None).await;
     eprintln!(
         "replay budget of 32 KiB after 600 ms of data: resume from seq 1: {from_start}, from the last seq: {from_last}"
     );
@@ -810,9 +880,9 @@ async fn replay_memory_over_its_budget_evicts_the_oldest_detached_session() {
     )
     .await;
     // Three sessions of about 70 KB each, one after the other.
-    let sessions = abandon_sessions(&server, 2, 3, 1, Duration::from_millis(600)).await;
-    let newest = resume(&server, &sessions[2]).await;
-    let oldest = resume(&server, &sessions[0]).await;
+    let sessions = abandon_sessions(&server, 2, 3, 1, Duration::from_millis(600), None).await;
+    let newest = resume(&server, &sessions[2], None).await;
+    let oldest = resume(&server, &sessions[0], None).await;
     let url = server.url();
     let after = fresh_client(&url, None).await;
     eprintln!(
