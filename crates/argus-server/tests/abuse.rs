@@ -184,7 +184,16 @@ async fn tcp_from(last: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
 
 /// A raw WebSocket client: handshake by hand, frames by hand.
 async fn raw_ws(from: u8, to: SocketAddr, key: Option<&str>) -> Result<TcpStream, String> {
-    let mut tcp = tcp_from(from, to).await.map_err(|e| e.to_string())?;
+    let tcp = tcp_from(from, to).await.map_err(|e| e.to_string())?;
+    upgrade_raw(tcp, to, key).await
+}
+
+/// The WebSocket handshake, by hand, on `tcp`.
+async fn upgrade_raw(
+    mut tcp: TcpStream,
+    to: SocketAddr,
+    key: Option<&str>,
+) -> Result<TcpStream, String> {
     let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {to}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -387,11 +396,19 @@ async fn a_slow_consumer_is_dropped_after_its_4000_although_it_pings() {
     )
     .await;
     let base = server.rss();
-    let mut tcp = raw_ws(2, server.addr, None)
+    // A small receive window: the server's writes block sooner.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 0))
+        .unwrap();
+    let tcp = socket.connect(server.addr).await.unwrap();
+    let mut tcp = upgrade_raw(tcp, server.addr, None)
         .await
         .expect("attacker upgrades");
     let all: Vec<String> = [
-        "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "META", "NVDA", "JPM", "V", "JNJ",
+        "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "META", "NVDA", "JPM", "V", "JNJ", "WMT", "PG",
+        "MA", "UNH", "HD", "DIS", "BAC", "XOM", "KO", "PEP", "NFLX", "INTC", "CSCO", "ORCL", "IBM",
     ]
     .iter()
     .map(|s| s.to_string())
