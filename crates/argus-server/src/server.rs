@@ -215,6 +215,8 @@ pub(crate) struct ConnCounts {
 pub(crate) struct Instance {
     pub shared: Arc<Shared>,
     pub sessions: Mutex<HashMap<Arc<str>, SessionEntry>>,
+    /// Sessions detached and not evicted (of `sessions`).
+    detached: AtomicUsize,
     pub connections: Mutex<Connections>,
     pub counts: Mutex<ConnCounts>,
     pub market: Option<broadcast::Sender<Arc<Tick>>>,
@@ -269,8 +271,13 @@ impl Instance {
         let removed = map
             .get(&handle.token)
             .is_some_and(|e| e.handle.label == handle.label)
-            && map.remove(&handle.token).is_some();
+            .then(|| map.remove(&handle.token))
+            .flatten();
         drop(map);
+        if removed.as_ref().is_some_and(|e| e.detached_since.is_some()) {
+            self.detached.fetch_sub(1, Ordering::Relaxed);
+        }
+        let removed = removed.is_some();
         if removed {
             self.shared.stats.send_modify(|s| s.sessions -= 1);
         }
@@ -287,7 +294,13 @@ impl Instance {
     pub(crate) fn set_detached(&self, handle: &SessionHandle, since: Option<Instant>) {
         if let Some(e) = lock(&self.sessions).get_mut(&handle.token)
             && e.handle.label == handle.label
+            && !e.evicted
         {
+            match (e.detached_since.is_some(), since.is_some()) {
+                (false, true) => self.detached.fetch_add(1, Ordering::Relaxed),
+                (true, false) => self.detached.fetch_sub(1, Ordering::Relaxed),
+                _ => 0,
+            };
             e.detached_since = since;
         }
     }
@@ -308,6 +321,8 @@ impl Instance {
             .min_by_key(|e| e.detached_since);
         let Some(e) = oldest else { return false };
         e.evicted = true;
+        e.detached_since = None;
+        self.detached.fetch_sub(1, Ordering::Relaxed);
         e.handle.send(crate::session::SessionCmd::Discard);
         info!(session = e.handle.label, "evicting a detached session");
         self.shared.stats.send_modify(|s| s.sessions_evicted += 1);
@@ -344,6 +359,9 @@ impl Instance {
     /// than `except` (one catching up is still marked detached); false when
     /// there is none.
     pub(crate) fn evict_for_memory(&self, except: u64) -> bool {
+        if self.detached.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         let mut map = lock(&self.sessions);
         self.evict_oldest_detached(&mut map, None, except)
     }
@@ -465,6 +483,7 @@ impl Instance {
         let inst = Arc::new(Instance {
             shared,
             sessions: Mutex::new(HashMap::new()),
+            detached: AtomicUsize::new(0),
             connections: Mutex::new(Connections::default()),
             counts: Mutex::new(ConnCounts::default()),
             market: market_tx,

@@ -1,11 +1,14 @@
 //! Sessions: one task each, owning the subscriptions, the `seq` counter and
 //! the replay buffer, and outliving the connection that created it.
 //!
-//! A session takes every market tick (attached or not), turns what its
+//! An attached session takes every market tick, turns what its
 //! subscriptions match into data messages numbered 1, 2, 3, …, keeps them in
-//! its replay buffer and pushes them to the outbox of the connection it is
-//! attached to. Requests reach it as [`SessionCmd`]s in order, so replies and
-//! data leave in the order they happened.
+//! its replay buffer (within its byte budget and the server's) and pushes
+//! them to the outbox of its connection. A detached session does no market
+//! work: a resume first catches up from the market's recent ticks. Requests
+//! reach it as [`SessionCmd`]s in order, so replies and data leave in the
+//! order they happened; it also counts rejected requests toward the 1008
+//! close.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
