@@ -108,7 +108,44 @@ pub struct ServerConfig {
     /// Time allowed for the TLS and WebSocket handshakes.
     pub handshake_timeout: Duration,
     /// Time allowed for a closing handshake, and for clients to go at shutdown.
+    /// A close the server decided on (1008, 1009, 4000, shutdown) drops the
+    /// socket at the latest this long after the decision, read or not.
     pub close_timeout: Duration,
+
+    // Limits against hostile peers (what one peer may cost the server).
+    /// Bytes a connection reads from its socket at once (the size of its read
+    /// buffer, allocated for every connection).
+    pub read_buffer_size: usize,
+    /// Most bytes waiting to be written to one socket (frames and pongs); the
+    /// writer stops taking work and the reader stops reading while it is full.
+    pub max_write_buffer: usize,
+    /// A client message begun and not finished within this time, or a write
+    /// that makes no progress for this long, drops the connection. Pings do
+    /// not keep a stalled message alive.
+    pub stall_timeout: Duration,
+    /// Most TCP connections at once, upgraded or not (lowered at start to
+    /// the process's file-descriptor limit minus `fd_reserve`).
+    pub max_connections: usize,
+    /// Most TCP connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Most WebSocket connections with one api key.
+    pub max_connections_per_key: usize,
+    /// File descriptors kept free for the process's own needs and for
+    /// answering 503 when it runs out.
+    pub fd_reserve: usize,
+    /// Most sessions, attached or waiting for a resume. At the cap the oldest
+    /// detached session is ended to make room; with none, upgrades get 503.
+    pub max_sessions: usize,
+    /// Most sessions of one api key (same rule as `max_sessions`).
+    pub max_sessions_per_key: usize,
+    /// Most bytes of data messages one session keeps for a resume.
+    pub replay_buffer_bytes: usize,
+    /// Most bytes of data messages all sessions together keep for a resume;
+    /// over it, the oldest detached sessions are ended first.
+    pub replay_memory_limit: usize,
+    /// Most bytes of recent market ticks kept for detached sessions, which
+    /// catch up from them when resumed instead of working while detached.
+    pub market_history_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +172,19 @@ impl Default for ServerConfig {
             abuse_error_limit: Some(50),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
+            // Limits against hostile peers.
+            read_buffer_size: 4 * 1024,
+            max_write_buffer: 512 * 1024,
+            stall_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            max_connections_per_key: 256,
+            fd_reserve: 32,
+            max_sessions: 10_000,
+            max_sessions_per_key: 512,
+            replay_buffer_bytes: 4 * 1024 * 1024,
+            replay_memory_limit: 1024 * 1024 * 1024,
+            market_history_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -166,6 +216,7 @@ impl ServerConfig {
             ("ping_interval", self.ping_interval),
             ("handshake_timeout", self.handshake_timeout),
             ("close_timeout", self.close_timeout),
+            ("stall_timeout", self.stall_timeout),
         ] {
             if value.is_zero() {
                 return bad(field, "must be greater than zero");
@@ -182,6 +233,13 @@ impl ServerConfig {
             ),
             ("outbound_queue_limit", self.outbound_queue_limit),
             ("max_ops_per_second", self.max_ops_per_second as usize),
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("max_connections_per_key", self.max_connections_per_key),
+            ("max_sessions", self.max_sessions),
+            ("max_sessions_per_key", self.max_sessions_per_key),
+            ("replay_buffer_bytes", self.replay_buffer_bytes),
+            ("replay_memory_limit", self.replay_memory_limit),
         ] {
             if value == 0 {
                 return bad(field, "must be greater than zero");
@@ -189,6 +247,12 @@ impl ServerConfig {
         }
         if self.max_message_size < 1024 {
             return bad("max_message_size", "allow at least 1024 bytes");
+        }
+        if self.read_buffer_size < 1024 {
+            return bad("read_buffer_size", "allow at least 1024 bytes");
+        }
+        if self.max_write_buffer < 128 * 1024 {
+            return bad("max_write_buffer", "allow at least 128 KiB");
         }
         if self
             .api_keys

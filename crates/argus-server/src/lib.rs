@@ -4,7 +4,9 @@
 //! session token, subscriptions with every validation and error code, price
 //! filters, conflation, a gap-free `seq` per session, sessions that outlive a
 //! disconnect with a replay buffer and `resume`, server pings, message-size,
-//! rate and slow-consumer limits, and graceful shutdown with 1001. Its data
+//! rate and slow-consumer limits, bounded memory and CPU per peer (write and
+//! read buffers, stall and close timeouts, connection and session caps,
+//! replay budgets), and graceful shutdown with 1001. Its data
 //! comes from a seeded simulation (geometric random walk prices, rising
 //! volumes, 10-level books), a replay of daily bars from a CSV file, or a
 //! firehose of pre-encoded messages for throughput benchmarks.
@@ -42,6 +44,7 @@ pub mod replay;
 mod request;
 mod server;
 mod session;
+mod watched;
 
 pub use config::{DEFAULT_LISTEN, DEFAULT_UNIVERSE, FirehoseConfig, ServerConfig, TlsConfig};
 pub use server::{BackgroundServer, Server, ServerError, ServerHandle, ServerStats};

@@ -87,6 +87,87 @@ struct Args {
     /// Most messages queued for a slow client before closing it with 4000.
     #[arg(long, default_value_t = 8192)]
     outbound_queue_limit: usize,
+    #[command(flatten)]
+    limits: PeerLimits,
+}
+
+/// Limits against hostile peers: what one peer may cost the server.
+#[derive(Debug, clap::Args)]
+struct PeerLimits {
+    /// Bytes read from a socket at once (every connection's read buffer).
+    #[arg(long, default_value_t = 4 * 1024)]
+    read_buffer_size: usize,
+    /// Most bytes waiting to be written to one socket (frames and pongs).
+    #[arg(long, default_value_t = 512 * 1024)]
+    max_write_buffer: usize,
+    /// A client message not finished, or a write not progressing, for this
+    /// long drops the connection.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    stall_timeout: Duration,
+    /// Time for a close the server decided on before the socket is dropped.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    close_timeout: Duration,
+    /// Time for the TLS and WebSocket handshakes.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
+    /// Most TCP connections at once (lowered to the file-descriptor limit).
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Most TCP connections from one IP address.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Most WebSocket connections with one api key.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_key: usize,
+    /// File descriptors kept free below the process's limit.
+    #[arg(long, default_value_t = 32)]
+    fd_reserve: usize,
+    /// Most sessions, attached or detached (the oldest detached make room).
+    #[arg(long, default_value_t = 10_000)]
+    max_sessions: usize,
+    /// Most sessions of one api key.
+    #[arg(long, default_value_t = 512)]
+    max_sessions_per_key: usize,
+    /// Most bytes of data messages one session keeps for a resume.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    replay_buffer_bytes: usize,
+    /// Most bytes of data messages all sessions keep for a resume.
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+    replay_memory_limit: usize,
+    /// Most bytes of recent market ticks kept for resuming sessions.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    market_history_bytes: usize,
+    /// Close with 1008 after this many requests in a row were rejected (0: never).
+    #[arg(long, default_value_t = 50)]
+    max_rejected_in_a_row: u32,
+    /// Largest client message in bytes (1009 above it).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_message_size: usize,
+}
+
+impl PeerLimits {
+    fn apply(self, config: ServerConfig) -> ServerConfig {
+        ServerConfig {
+            read_buffer_size: self.read_buffer_size,
+            max_write_buffer: self.max_write_buffer,
+            stall_timeout: self.stall_timeout,
+            close_timeout: self.close_timeout,
+            handshake_timeout: self.handshake_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections_per_key: self.max_connections_per_key,
+            fd_reserve: self.fd_reserve,
+            max_sessions: self.max_sessions,
+            max_sessions_per_key: self.max_sessions_per_key,
+            replay_buffer_bytes: self.replay_buffer_bytes,
+            replay_memory_limit: self.replay_memory_limit,
+            market_history_bytes: self.market_history_bytes,
+            abuse_error_limit: (self.max_rejected_in_a_row > 0)
+                .then_some(self.max_rejected_in_a_row),
+            max_message_size: self.max_message_size,
+            ..config
+        }
+    }
 }
 
 impl Args {
@@ -109,7 +190,8 @@ impl Args {
             ),
             _ => None,
         };
-        Ok(ServerConfig {
+        let limits = self.limits;
+        let config = ServerConfig {
             listen: self.listen,
             symbols,
             api_keys: self.api_keys.into_iter().map(ApiKey::new).collect(),
@@ -130,7 +212,8 @@ impl Args {
             max_ops_per_second: self.max_ops_per_second,
             outbound_queue_limit: self.outbound_queue_limit,
             ..ServerConfig::default()
-        })
+        };
+        Ok(limits.apply(config))
     }
 }
 

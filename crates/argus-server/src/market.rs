@@ -90,9 +90,26 @@ pub(crate) struct Update {
 /// One tick of the market, stamped when it was produced.
 #[derive(Debug)]
 pub(crate) struct Tick {
+    /// The tick's number: 1, 2, 3, … over one run of the server.
+    pub no: u64,
+    /// When it was produced.
+    pub at: tokio::time::Instant,
     /// RFC 3339 UTC with microseconds.
     pub timestamp: Arc<str>,
     pub updates: Vec<Update>,
+}
+
+impl Tick {
+    /// About how many bytes the tick holds (its books included).
+    pub(crate) fn size(&self) -> usize {
+        let book = |b: &Book| (b.bids.len() + b.asks.len()) * std::mem::size_of::<Level>() + 64;
+        std::mem::size_of::<Self>()
+            + self
+                .updates
+                .iter()
+                .map(|u| std::mem::size_of::<Update>() + book(&u.book))
+                .sum::<usize>()
+    }
 }
 
 struct ReplayPath {

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use argus_core::io::CLOSE_SLOW_CONSUMER;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::firehose::FirehoseCmd;
@@ -64,6 +64,8 @@ pub(crate) struct Outbox {
     state: Mutex<State>,
     notify: Notify,
     limit: usize,
+    /// Set once the server has decided to close: the reader stops reading.
+    decided: watch::Sender<bool>,
 }
 
 impl Outbox {
@@ -72,7 +74,17 @@ impl Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             limit,
+            decided: watch::Sender::new(false),
         }
+    }
+
+    /// Becomes true once a close is decided (any close, 4000 included).
+    pub(crate) fn close_decided(&self) -> watch::Receiver<bool> {
+        self.decided.subscribe()
+    }
+
+    fn decide(&self) {
+        self.decided.send_replace(true);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -93,6 +105,7 @@ impl Outbox {
                 "slow consumer: outbound queue over its limit".into(),
             ));
             drop(s);
+            self.decide();
             self.notify.notify_one();
             return Err(PushError::Overflow);
         }
@@ -139,6 +152,7 @@ impl Outbox {
         s.bulk = 0;
         s.close = Some((code, reason.to_owned()));
         drop(s);
+        self.decide();
         self.notify.notify_one();
     }
 
@@ -153,6 +167,7 @@ impl Outbox {
         s.queue.push_back(Out::Close(code, reason.to_owned()));
         s.bulk += 1;
         drop(s);
+        self.decide();
         self.notify.notify_one();
     }
 

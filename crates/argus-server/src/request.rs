@@ -46,14 +46,89 @@ impl Rejection {
     }
 }
 
-/// The `id` of a frame, if it is a JSON object with a string `id`.
+/// The top-level string `id` of a frame that looks like a JSON object, found
+/// without decoding the frame: one pass over its bytes that steps over
+/// nested values by counting brackets, so that depth, huge numbers or a
+/// syntax error after the `id` do not hide it. `None` when the frame is not
+/// an object or has no string `id` at its top level.
 pub(crate) fn best_effort_id(text: &str) -> Option<String> {
-    match serde_json::from_str::<serde_json::Value>(text).ok()? {
-        serde_json::Value::Object(mut map) => match map.remove("id")? {
-            serde_json::Value::String(id) => Some(id),
-            _ => None,
-        },
-        _ => None,
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i)? {
+            b'}' => return None,
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = string_end(b, i)?;
+        let key = &text[i..key_end];
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        if key == "\"id\"" {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let end = string_end(b, i)?;
+            return serde_json::from_str(&text[i..end]).ok();
+        }
+        i = value_end(b, i)?;
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string that opens at `i`.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match b.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the value that starts at `i` (of any depth).
+fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match b.get(i)? {
+            b'"' => i = string_end(b, i)?,
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                if depth == 0 {
+                    return Some(i);
+                }
+                depth -= 1;
+                i += 1;
+            }
+            b',' if depth == 0 => return Some(i),
+            _ => i += 1,
+        }
+        if depth == 0 && matches!(b.get(i.wrapping_sub(1)), Some(b'"' | b'}' | b']')) {
+            return Some(i);
+        }
     }
 }
 
@@ -87,7 +162,9 @@ fn explain_bad_request(text: &str, error: &serde_json::Error) -> Rejection {
         |message: String| Rejection::new(ErrorCode::BadRequest, message, best_effort_id(text));
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) => return Rejection::new(ErrorCode::BadRequest, "not JSON", None),
+        // Not JSON, nested too deeply, or a number out of range: the id, if
+        // the frame starts like an object that has one, is still answered.
+        Err(e) => return bad(format!("not JSON that this server decodes: {e}")),
     };
     let Some(object) = value.as_object() else {
         return Rejection::new(ErrorCode::BadRequest, "not a JSON object", None);
@@ -406,5 +483,33 @@ mod tests {
         let mut r = RateLimit::new(2, t);
         assert!(r.allow(t) && r.allow(t) && !r.allow(t));
         assert!(r.allow(t + std::time::Duration::from_secs(1)));
+    }
+}
+
+#[cfg(test)]
+mod id_scan_tests {
+    use super::best_effort_id;
+
+    #[test]
+    fn finds_the_top_level_id_without_decoding() {
+        let deep = format!(
+            r#"{{"op":"subscribe","x":{}1{},"id":"deep"}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(best_effort_id(&deep).as_deref(), Some("deep"));
+        let huge = r#"{"op":"subscribe","filters":{"min_price":1e309},"id":"big"}"#;
+        assert_eq!(best_effort_id(huge).as_deref(), Some("big"));
+        let nested_id = r#"{"x":{"id":"inner"},"s":"a\"}","id":"outer"}"#;
+        assert_eq!(best_effort_id(nested_id).as_deref(), Some("outer"));
+        assert_eq!(best_effort_id(r#"{"id":"a\u0062"}"#).as_deref(), Some("ab"));
+        assert_eq!(best_effort_id(r#"{"id":5}"#), None);
+        assert_eq!(best_effort_id(r#"["id","x"]"#), None);
+        assert_eq!(
+            best_effort_id(r#"{"x":true,"n":-1.5e3,"id":"t"}"#).as_deref(),
+            Some("t")
+        );
+        assert_eq!(best_effort_id(r#"{"x":"#), None);
+        assert_eq!(best_effort_id(""), None);
     }
 }

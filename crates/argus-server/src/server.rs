@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -86,7 +86,17 @@ pub struct ServerStats {
     pub slow_consumer_closes: u64,
     /// Completed restarts.
     pub restarts: u64,
+    /// Connections refused with HTTP 503 for a connection or session cap
+    /// (global, per IP, per key), or for want of file descriptors.
+    pub connections_over_cap: u64,
+    /// Detached sessions ended early to make room (session caps, replay
+    /// memory).
+    pub sessions_evicted: u64,
 }
+
+/// How long a connection may sit in its handshake before a new connection
+/// at the global cap may take its place.
+const HANDSHAKE_GRACE: Duration = Duration::from_millis(500);
 
 /// State shared by every run of the server (it survives restarts).
 pub(crate) struct Shared {
@@ -103,6 +113,12 @@ pub(crate) struct Shared {
     refuse_until: Mutex<Option<Instant>>,
     /// Fixed books of the firehose, by universe index.
     pub firehose_books: Vec<Arc<Book>>,
+    /// Bytes of data messages held by every session's replay buffer.
+    pub replay_bytes: AtomicUsize,
+    /// `max_connections`, lowered to what the file-descriptor limit allows.
+    pub max_connections: usize,
+    /// Refused sockets waiting for the client's request before closing.
+    lingering_refusals: AtomicUsize,
 }
 
 impl Shared {
@@ -146,11 +162,16 @@ impl Shared {
     }
 }
 
+/// Compares SHA-256 digests in full, so that neither the length nor the
+/// position of the first difference shows in the time taken.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use ring::digest::{SHA256, digest};
+    let (a, b) = (digest(&SHA256, a), digest(&SHA256, b));
+    a.as_ref()
+        .iter()
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,6 +184,8 @@ pub(crate) struct ConnEntry {
     /// Set once the connection is a WebSocket.
     pub outbox: Option<Arc<Outbox>>,
     pub silent: watch::Sender<bool>,
+    /// When the TCP connection was accepted.
+    pub accepted_at: Instant,
 }
 
 #[derive(Default)]
@@ -171,19 +194,72 @@ pub(crate) struct Connections {
     pub map: HashMap<u64, ConnEntry>,
 }
 
+/// A session as the server sees it.
+pub(crate) struct SessionEntry {
+    pub handle: SessionHandle,
+    /// Since when no connection holds it.
+    pub detached_since: Option<Instant>,
+    /// Asked to end to make room; no longer counted.
+    pub evicted: bool,
+}
+
+/// Open connections by source and by key, for the connection caps.
+#[derive(Default)]
+pub(crate) struct ConnCounts {
+    pub total: usize,
+    pub per_ip: HashMap<IpAddr, usize>,
+    pub per_key: HashMap<usize, usize>,
+}
+
 /// One run of the server: a listener, a market, connections and sessions.
 pub(crate) struct Instance {
     pub shared: Arc<Shared>,
-    pub sessions: Mutex<HashMap<Arc<str>, SessionHandle>>,
+    pub sessions: Mutex<HashMap<Arc<str>, SessionEntry>>,
+    /// Sessions detached and not evicted (of `sessions`).
+    detached: AtomicUsize,
     pub connections: Mutex<Connections>,
+    pub counts: Mutex<ConnCounts>,
     pub market: Option<broadcast::Sender<Arc<Tick>>>,
+    /// Recent ticks, from which a resumed session catches up.
+    pub history: Arc<Mutex<History>>,
     pub shutdown: watch::Sender<bool>,
+}
+
+/// Recent market ticks, oldest first, bounded in bytes and in age.
+#[derive(Default)]
+pub(crate) struct History {
+    pub ticks: std::collections::VecDeque<Arc<Tick>>,
+    bytes: usize,
+    /// The number of the latest tick (0: none yet).
+    pub latest: u64,
+}
+
+impl History {
+    fn push(&mut self, tick: Arc<Tick>, max_bytes: usize, max_age: Duration) {
+        self.latest = tick.no;
+        self.bytes += tick.size();
+        self.ticks.push_back(tick);
+        let now = Instant::now();
+        while let Some(old) = self.ticks.front() {
+            if self.bytes > max_bytes || now.duration_since(old.at) > max_age {
+                self.bytes -= old.size();
+                self.ticks.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
 }
 
 impl Instance {
     pub(crate) fn add_session(&self, handle: SessionHandle) {
+        let entry = SessionEntry {
+            handle: handle.clone(),
+            detached_since: None,
+            evicted: false,
+        };
         let added = lock(&self.sessions)
-            .insert(handle.token.clone(), handle)
+            .insert(handle.token.clone(), entry)
             .is_none();
         if added {
             self.shared.stats.send_modify(|s| s.sessions += 1);
@@ -194,16 +270,182 @@ impl Instance {
         let mut map = lock(&self.sessions);
         let removed = map
             .get(&handle.token)
-            .is_some_and(|h| h.label == handle.label)
-            && map.remove(&handle.token).is_some();
+            .is_some_and(|e| e.handle.label == handle.label)
+            .then(|| map.remove(&handle.token))
+            .flatten();
         drop(map);
+        if removed.as_ref().is_some_and(|e| e.detached_since.is_some()) {
+            self.detached.fetch_sub(1, Ordering::Relaxed);
+        }
+        let removed = removed.is_some();
         if removed {
             self.shared.stats.send_modify(|s| s.sessions -= 1);
         }
     }
 
     pub(crate) fn find_session(&self, token: &str) -> Option<SessionHandle> {
-        lock(&self.sessions).get(token).cloned()
+        lock(&self.sessions)
+            .get(token)
+            .filter(|e| !e.evicted)
+            .map(|e| e.handle.clone())
+    }
+
+    /// Records whether a session is attached, for eviction order.
+    pub(crate) fn set_detached(&self, handle: &SessionHandle, since: Option<Instant>) {
+        if let Some(e) = lock(&self.sessions).get_mut(&handle.token)
+            && e.handle.label == handle.label
+            && !e.evicted
+        {
+            match (e.detached_since.is_some(), since.is_some()) {
+                (false, true) => self.detached.fetch_add(1, Ordering::Relaxed),
+                (true, false) => self.detached.fetch_sub(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            e.detached_since = since;
+        }
+    }
+
+    /// Ends the oldest detached session (of `key` when given); false when
+    /// there is none.
+    fn evict_oldest_detached(
+        &self,
+        map: &mut HashMap<Arc<str>, SessionEntry>,
+        key: Option<Option<usize>>,
+        except: u64,
+    ) -> bool {
+        let oldest = map
+            .values_mut()
+            .filter(|e| !e.evicted && e.handle.label != except)
+            .filter(|e| key.is_none_or(|k| e.handle.key == k))
+            .filter(|e| e.detached_since.is_some())
+            .min_by_key(|e| e.detached_since);
+        let Some(e) = oldest else { return false };
+        e.evicted = true;
+        e.detached_since = None;
+        self.detached.fetch_sub(1, Ordering::Relaxed);
+        e.handle.send(crate::session::SessionCmd::Discard);
+        info!(session = e.handle.label, "evicting a detached session");
+        self.shared.stats.send_modify(|s| s.sessions_evicted += 1);
+        true
+    }
+
+    /// Makes room for one more session of `key` under the session caps,
+    /// evicting the oldest detached sessions; false when every session
+    /// counted is attached.
+    pub(crate) fn make_room_for_session(&self, key: Option<usize>) -> bool {
+        let config = &self.shared.config;
+        let mut map = lock(&self.sessions);
+        let live = |map: &HashMap<Arc<str>, SessionEntry>, key: Option<Option<usize>>| {
+            map.values()
+                .filter(|e| !e.evicted && key.is_none_or(|k| e.handle.key == k))
+                .count()
+        };
+        if key.is_some() {
+            while live(&map, Some(key)) >= config.max_sessions_per_key {
+                if !self.evict_oldest_detached(&mut map, Some(key), 0) {
+                    return false;
+                }
+            }
+        }
+        while live(&map, None) >= config.max_sessions {
+            if !self.evict_oldest_detached(&mut map, None, 0) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Over the global replay memory: ends the oldest detached session other
+    /// than `except` (one catching up is still marked detached); false when
+    /// there is none.
+    pub(crate) fn evict_for_memory(&self, except: u64) -> bool {
+        if self.detached.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut map = lock(&self.sessions);
+        self.evict_oldest_detached(&mut map, None, except)
+    }
+
+    /// Counts an accepted TCP connection from `ip`; false (and nothing
+    /// counted) when it is over the global or the per-IP cap.
+    /// At the global cap, the oldest connection still in its handshake
+    /// after [`HANDSHAKE_GRACE`] makes room (an idle socket that never
+    /// upgrades must not keep out a client that does).
+    fn claim_connection(&self, ip: IpAddr) -> bool {
+        let mut c = lock(&self.counts);
+        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.shared.config.max_connections_per_ip {
+            return false;
+        }
+        if c.total >= self.shared.max_connections && self.evict_oldest_handshake().is_none() {
+            return false;
+        }
+        c.total += 1;
+        c.per_ip.insert(ip, from_ip + 1);
+        true
+    }
+
+    /// Drops the oldest connection that has not upgraded within
+    /// [`HANDSHAKE_GRACE`], returning its aborted task (its descriptor is
+    /// free once the task has been dropped); `None` when there is none.
+    fn evict_oldest_handshake(&self) -> Option<JoinHandle<()>> {
+        let mut c = lock(&self.connections);
+        let oldest = c
+            .map
+            .iter()
+            .filter(|(_, e)| {
+                e.task.is_some() && e.outbox.is_none() && e.accepted_at.elapsed() >= HANDSHAKE_GRACE
+            })
+            .min_by_key(|(_, e)| e.accepted_at)
+            .map(|(conn, _)| *conn);
+        let task = oldest.and_then(|conn| c.map.remove(&conn))?.task?;
+        // Its count is released when the task drops, a moment later.
+        task.abort();
+        debug!("dropping the oldest unfinished handshake to make room");
+        Some(task)
+    }
+
+    /// Counts a connection with api key `key`; false when over its cap.
+    pub(crate) fn claim_key_connection(&self, key: usize) -> bool {
+        let mut c = lock(&self.counts);
+        let n = c.per_key.entry(key).or_insert(0);
+        if *n >= self.shared.config.max_connections_per_key {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Forgets what [`Instance::claim_key_connection`] counted.
+    pub(crate) fn release_connection_key(&self, key: usize) {
+        let mut c = lock(&self.counts);
+        if let Some(n) = c.per_key.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_key.remove(&key);
+            }
+        }
+    }
+
+    /// Forgets a connection that has ended.
+    pub(crate) fn release_connection(&self, ip: IpAddr, key: Option<usize>) {
+        if let Some(k) = key {
+            self.release_connection_key(k);
+        }
+        let mut c = lock(&self.counts);
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    pub(crate) fn count_over_cap(&self) {
+        self.shared
+            .stats
+            .send_modify(|s| s.connections_over_cap += 1);
     }
 
     /// Records that `conn` is now a WebSocket; false when the server is stopping.
@@ -224,6 +466,7 @@ impl Instance {
 
     fn start(shared: Arc<Shared>, listener: TcpListener) -> Running {
         let (shutdown, _) = watch::channel(false);
+        let history = Arc::new(Mutex::new(History::default()));
         let (market_tx, market_task) = if shared.config.firehose.is_some() {
             (None, None)
         } else {
@@ -231,7 +474,8 @@ impl Instance {
             let task = tokio::spawn(run_market(
                 shared.new_market(),
                 tx.clone(),
-                shared.config.tick_interval,
+                history.clone(),
+                shared.clone(),
                 shutdown.subscribe(),
             ));
             (Some(tx), Some(task))
@@ -239,8 +483,11 @@ impl Instance {
         let inst = Arc::new(Instance {
             shared,
             sessions: Mutex::new(HashMap::new()),
+            detached: AtomicUsize::new(0),
             connections: Mutex::new(Connections::default()),
+            counts: Mutex::new(ConnCounts::default()),
             market: market_tx,
+            history,
             shutdown,
         });
         let accept = tokio::spawn(accept_loop(listener, inst.clone()));
@@ -255,10 +502,13 @@ impl Instance {
 async fn run_market(
     mut market: Market,
     tx: broadcast::Sender<Arc<Tick>>,
-    interval: Duration,
+    history: Arc<Mutex<History>>,
+    shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut timer = tokio::time::interval(interval);
+    let config = &shared.config;
+    let mut timer = tokio::time::interval(config.tick_interval);
+    let mut no = 0;
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -266,17 +516,31 @@ async fn run_market(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let updates = market.step();
-        let tick = Tick {
+        no += 1;
+        let tick = Arc::new(Tick {
+            no,
+            at: Instant::now(),
             timestamp: now_rfc3339().into(),
             updates,
-        };
+        });
+        // Kept before it is sent, so that a session that sees tick n live
+        // finds every tick before n in the history.
+        lock(&history).push(
+            tick.clone(),
+            config.market_history_bytes,
+            config.session_ttl,
+        );
         // No receiver (no session yet) is fine: the market moves regardless.
-        let _ = tx.send(Arc::new(tick));
+        let _ = tx.send(tick);
     }
 }
 
 async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
     let mut shutdown = inst.shutdown.subscribe();
+    // A descriptor held back for the moment the process runs out: released,
+    // it lets the loop accept one connection to answer 503 and close it,
+    // instead of leaving connections waiting in the backlog.
+    let mut spare = spare_fd();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -284,16 +548,48 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
         };
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
+            Err(e) if is_out_of_fds(&e) => {
+                // An unfinished handshake gives way, as at the connection cap;
+                // its descriptor is free once its task is dropped.
+                if let Some(evicted) = inst.evict_oldest_handshake() {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), evicted).await;
+                    continue;
+                }
+                warn!(error = %e, "out of file descriptors; refusing with 503");
+                drop(spare.take());
+                // Only a connection waiting now: never wait here without a spare.
+                if let Some(Ok((tcp, peer))) =
+                    futures_util::FutureExt::now_or_never(listener.accept())
+                {
+                    debug!(%peer, "refused: out of file descriptors");
+                    inst.shared
+                        .stats
+                        .send_modify(|s| s.connection_attempts += 1);
+                    inst.count_over_cap();
+                    refuse_raw(tcp, &inst.shared);
+                }
+                spare = spare_fd();
+                if spare.is_none() {
+                    // Still none free: let connections end before trying again.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                continue;
+            }
             Err(e) => {
-                // Out of file descriptors and the like: wait a little, go on.
                 warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
         let shared = &inst.shared;
         shared.stats.send_modify(|s| s.connection_attempts += 1);
+        if !inst.claim_connection(peer.ip()) {
+            debug!(%peer, "over the connection cap; refusing with 503");
+            inst.count_over_cap();
+            refuse_raw(tcp, shared);
+            continue;
+        }
         let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
         let (silent_tx, silent_rx) = watch::channel(false);
         {
@@ -307,6 +603,7 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
                     task: None,
                     outbox: None,
                     silent: silent_tx,
+                    accepted_at: Instant::now(),
                 },
             );
         }
@@ -321,6 +618,63 @@ async fn accept_loop(listener: TcpListener, inst: Arc<Instance>) {
             e.task = Some(task);
         }
     }
+}
+
+fn spare_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+fn is_out_of_fds(e: &std::io::Error) -> bool {
+    // EMFILE (process) and ENFILE (system) on Linux and the BSDs.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// Answers 503 with `Retry-After` before reading the request, and closes.
+/// The socket is fresh, so the write does not wait. The close waits for the
+/// client's request (up to 250 ms) so that it does not reset the answer,
+/// but at most `fd_reserve / 2` refused sockets wait at once: the others
+/// close at once, so that refusals never use up the reserve.
+fn refuse_raw(tcp: tokio::net::TcpStream, shared: &Arc<Shared>) {
+    let response = crate::connection::http_response(
+        503,
+        "Service Unavailable",
+        &format!("Retry-After: {}\r\n", crate::connection::RETRY_AFTER_SECS),
+        "too many connections; retry later",
+    );
+    let _ = tcp.try_write(&response);
+    let lingering = &shared.lingering_refusals;
+    if lingering.fetch_add(1, Ordering::AcqRel) >= shared.config.fd_reserve / 2 {
+        lingering.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tcp;
+        let _ = tcp.shutdown().await;
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_millis(250), async {
+            for _ in 0..8 {
+                if matches!(tcp.read(&mut sink).await, Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        drop(tcp);
+        shared.lingering_refusals.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// The soft limit on open files, where the system says (Linux).
+fn fd_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 struct Running {
@@ -490,7 +844,22 @@ impl Server {
             source,
         })?;
         let url = url_for(local_addr, &config);
+        let max_connections = match fd_limit() {
+            Some(fds) if fds.saturating_sub(config.fd_reserve) < config.max_connections => {
+                let allowed = fds.saturating_sub(config.fd_reserve).max(1);
+                warn!(
+                    fds,
+                    max_connections = allowed,
+                    "the file-descriptor limit lowers the connection cap"
+                );
+                allowed
+            }
+            _ => config.max_connections,
+        };
         let shared = Arc::new(Shared {
+            replay_bytes: AtomicUsize::new(0),
+            max_connections,
+            lingering_refusals: AtomicUsize::new(0),
             config,
             universe,
             replay_bars,

@@ -1,11 +1,14 @@
 //! Sessions: one task each, owning the subscriptions, the `seq` counter and
 //! the replay buffer, and outliving the connection that created it.
 //!
-//! A session takes every market tick (attached or not), turns what its
+//! An attached session takes every market tick, turns what its
 //! subscriptions match into data messages numbered 1, 2, 3, …, keeps them in
-//! its replay buffer and pushes them to the outbox of the connection it is
-//! attached to. Requests reach it as [`SessionCmd`]s in order, so replies and
-//! data leave in the order they happened.
+//! its replay buffer (within its byte budget and the server's) and pushes
+//! them to the outbox of its connection. A detached session does no market
+//! work: a resume first catches up from the market's recent ticks. Requests
+//! reach it as [`SessionCmd`]s in order, so replies and data leave in the
+//! order they happened; it also counts rejected requests toward the 1008
+//! close.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -13,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use argus_core::io::CLOSE_POLICY;
 use argus_core::wire::{
     ErrorCode, ErrorMessage, OrderBookSnapshot, PriceTick, Resumed, ServerMessage, SessionToken,
     Subscribed, Unsubscribed, VolumeTick,
@@ -33,13 +37,17 @@ use crate::server::{Instance, Shared};
 /// Close code sent to a connection whose session another connection resumed.
 const CLOSE_TAKEN_OVER: u16 = argus_core::io::CLOSE_NORMAL;
 
+/// Bytes a buffered message costs besides its text (the entry, the
+/// allocation's header), for the replay budgets.
+const BUFFERED_OVERHEAD: usize = 64;
+
 /// What a connection asks of a session. Every command names the connection;
 /// a session ignores commands from connections it is not attached to.
 #[derive(Debug)]
 pub(crate) enum SessionCmd {
     Subscribe {
         conn: u64,
-        spec: SubscribeSpec,
+        spec: Box<SubscribeSpec>,
     },
     Unsubscribe {
         conn: u64,
@@ -59,12 +67,6 @@ pub(crate) enum SessionCmd {
         last_seq: u64,
         reply: oneshot::Sender<Result<u64, String>>,
     },
-    /// Close the connection with `code` after what is queued.
-    CloseAfter {
-        conn: u64,
-        code: u16,
-        reason: &'static str,
-    },
     /// The connection is gone.
     Detach {
         conn: u64,
@@ -79,6 +81,8 @@ pub(crate) struct SessionHandle {
     /// A small number naming the session in logs (the token never is logged).
     pub label: u64,
     pub token: Arc<str>,
+    /// The api key it belongs to (an index into the configured keys).
+    pub key: Option<usize>,
     pub tx: mpsc::UnboundedSender<SessionCmd>,
 }
 
@@ -182,10 +186,15 @@ struct Output {
     /// The server's skip epoch last applied (fault injection).
     skip_seen: u64,
     buffer: VecDeque<(u64, Instant, Utf8Bytes)>,
+    /// Bytes of the messages in `buffer`.
+    buffer_bytes: usize,
     /// Every seq up to this one has left the buffer.
     pruned_upto: u64,
     max_messages: usize,
     max_age: Duration,
+    max_bytes: usize,
+    /// Consecutive requests answered with an error.
+    rejected_in_a_row: u32,
     attached: Option<Attachment>,
     detached_at: Option<Instant>,
 }
@@ -225,20 +234,85 @@ impl Output {
         self.send(Out::Text(Utf8Bytes::from(message.to_json())), now);
     }
 
+    /// Answers a request with an error, and closes with 1008 once too many
+    /// requests in a row were rejected.
+    fn reject(&mut self, r: &Rejection, now: Instant) {
+        self.send_json(&error_message(r), now);
+        self.rejected_in_a_row += 1;
+        if let Some(limit) = self.shared.config.abuse_error_limit
+            && self.rejected_in_a_row >= limit
+            && let Some(a) = &self.attached
+        {
+            info!(
+                conn = a.conn,
+                session = self.label,
+                rejected = self.rejected_in_a_row,
+                "too many rejected requests; closing with 1008"
+            );
+            a.outbox
+                .close_after(CLOSE_POLICY, "too many rejected requests");
+        }
+    }
+
+    fn accepted(&mut self) {
+        self.rejected_in_a_row = 0;
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((seq, _, text)) = self.buffer.pop_front() {
+            self.pruned_upto = seq;
+            let size = text.len() + BUFFERED_OVERHEAD;
+            self.buffer_bytes -= size;
+            self.shared.replay_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+
     fn prune(&mut self, now: Instant) {
-        while let Some((seq, at, _)) = self.buffer.front() {
-            if self.buffer.len() > self.max_messages || now.duration_since(*at) > self.max_age {
-                self.pruned_upto = *seq;
-                self.buffer.pop_front();
+        while let Some((_, at, _)) = self.buffer.front() {
+            if self.buffer.len() > self.max_messages
+                || self.buffer_bytes > self.max_bytes
+                || now.duration_since(*at) > self.max_age
+            {
+                self.pop_oldest();
             } else {
                 break;
             }
         }
     }
 
+    /// Keeps a data message for a resume, within the session's budget and
+    /// the server's.
+    fn keep(&mut self, inst: &Instance, seq: u64, text: Utf8Bytes, now: Instant) {
+        let size = text.len() + BUFFERED_OVERHEAD;
+        self.buffer.push_back((seq, now, text));
+        self.buffer_bytes += size;
+        let total = self.shared.replay_bytes.fetch_add(size, Ordering::Relaxed) + size;
+        self.prune(now);
+        if total > self.shared.config.replay_memory_limit && !inst.evict_for_memory(self.label) {
+            // Every session is attached: this one gives up its oldest messages.
+            while self.shared.replay_bytes.load(Ordering::Relaxed)
+                > self.shared.config.replay_memory_limit
+                && !self.buffer.is_empty()
+            {
+                self.pop_oldest();
+            }
+        }
+    }
+
+    /// Gives the buffer's bytes back to the server's budget.
+    fn release(&mut self) {
+        self.shared
+            .replay_bytes
+            .fetch_sub(self.buffer_bytes, Ordering::Relaxed);
+        self.buffer_bytes = 0;
+        self.buffer.clear();
+    }
+
     /// Numbers, encodes, buffers and sends one data message.
+    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
+        inst: &Instance,
         skip_epoch: u64,
         sub: &SubscriptionId,
         symbol: Symbol,
@@ -280,13 +354,19 @@ impl Output {
             }),
         };
         let text = Utf8Bytes::from(message.to_json());
-        self.buffer.push_back((seq, now, text.clone()));
-        self.prune(now);
+        self.keep(inst, seq, text.clone(), now);
         self.send(Out::Text(text), now);
     }
 }
 
 /// One session's task.
+///
+/// While attached it takes every market tick live. Detached it does no
+/// market work at all: it drops its market subscription, and a resume first
+/// catches up from the server's recent ticks (the market's history, shared
+/// by every session), producing exactly the messages it would have
+/// produced. If the history no longer reaches back far enough, the resume
+/// fails with `resume_failed` and the session ends.
 struct Session {
     inst: Arc<Instance>,
     handle: SessionHandle,
@@ -294,6 +374,12 @@ struct Session {
     subs: Vec<Sub>,
     out: Output,
     last_price: Vec<f64>,
+    /// Live market ticks, while attached (never with the firehose).
+    market: Option<broadcast::Receiver<Arc<Tick>>>,
+    /// The number of the last tick taken.
+    last_tick: u64,
+    /// What the server was last told of `out.detached_at`.
+    published_detached: Option<Instant>,
 }
 
 /// Creates a session attached to `conn`, registers it and starts its task.
@@ -309,8 +395,12 @@ pub(crate) fn spawn(
     let handle = SessionHandle {
         label: shared.next_session.fetch_add(1, Ordering::Relaxed) + 1,
         token: Arc::from(token),
+        key,
         tx,
     };
+    let market = inst.market.as_ref().map(broadcast::Sender::subscribe);
+    // Ticks from the next one on: every earlier one is in the history.
+    let last_tick = crate::server::lock(&inst.history).latest;
     let session = Session {
         inst: inst.clone(),
         handle: handle.clone(),
@@ -322,30 +412,32 @@ pub(crate) fn spawn(
             seq: 0,
             skip_seen: shared.skip_epoch.load(Ordering::SeqCst),
             buffer: VecDeque::new(),
+            buffer_bytes: 0,
             pruned_upto: 0,
             max_messages: shared.config.replay_buffer_messages,
             max_age: shared.config.replay_buffer_age,
+            max_bytes: shared.config.replay_buffer_bytes,
+            rejected_in_a_row: 0,
             attached: Some(Attachment { conn, outbox }),
             detached_at: None,
         },
         last_price: (0..shared.universe.len())
             .map(|i| shared.universe.start_price(i as u16))
             .collect(),
+        market,
+        last_tick,
+        published_detached: None,
     };
-    let market = inst.market.as_ref().map(broadcast::Sender::subscribe);
     inst.add_session(handle.clone());
-    tokio::spawn(session.run(rx, market));
+    tokio::spawn(session.run(rx));
     handle
 }
 
 impl Session {
-    async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<SessionCmd>,
-        mut market: Option<broadcast::Receiver<Arc<Tick>>>,
-    ) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SessionCmd>) {
         let mut shutdown = self.inst.shutdown.subscribe();
         loop {
+            self.after_change();
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
@@ -358,12 +450,12 @@ impl Session {
                     }
                     None => break,
                 },
-                tick = next_tick(&mut market) => match tick {
-                    Ok(tick) => self.on_tick(&tick),
+                tick = next_tick(&mut self.market) => match tick {
+                    Ok(tick) => self.on_tick(&tick, Instant::now()),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(session = self.handle.label, ticks = n, "session fell behind the market; ticks lost");
                     }
-                    Err(broadcast::error::RecvError::Closed) => market = None,
+                    Err(broadcast::error::RecvError::Closed) => self.market = None,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                     if !self.on_timer(Instant::now()) {
@@ -380,19 +472,31 @@ impl Session {
                 "session ended while attached"
             );
         }
+        self.out.release();
         self.inst.remove_session(&self.handle);
         debug!(session = self.handle.label, "session ended");
     }
 
+    /// Detached: stops taking ticks, and tells the server since when it is
+    /// detached (eviction takes the oldest first).
+    fn after_change(&mut self) {
+        if self.out.attached.is_none() {
+            self.market = None;
+        }
+        if self.published_detached != self.out.detached_at {
+            self.published_detached = self.out.detached_at;
+            self.inst.set_detached(&self.handle, self.out.detached_at);
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        let expiry = self
-            .out
-            .detached_at
-            .map(|at| at + self.inst.shared.config.session_ttl);
+        if let Some(at) = self.out.detached_at {
+            // Detached: nothing to do but expire.
+            return Some(at + self.inst.shared.config.session_ttl);
+        }
         self.subs
             .iter()
             .filter_map(|s| s.conflation.as_ref()?.next_deadline())
-            .chain(expiry)
             .min()
     }
 
@@ -402,7 +506,7 @@ impl Session {
         match cmd {
             SessionCmd::Subscribe { conn, spec } => {
                 if self.out.is_attached_to(conn) {
-                    self.subscribe(conn, spec, now);
+                    self.subscribe(conn, *spec, now);
                 }
             }
             SessionCmd::Unsubscribe { conn, id } => {
@@ -412,7 +516,7 @@ impl Session {
             }
             SessionCmd::Reply { conn, rejection } => {
                 if self.out.is_attached_to(conn) {
-                    self.out.send_json(&error_message(&rejection), now);
+                    self.out.reject(&rejection, now);
                 }
             }
             SessionCmd::Attach {
@@ -423,11 +527,14 @@ impl Session {
                 reply,
             } => {
                 let result = self.attach(conn, outbox, key, last_seq, now);
-                let _ = reply.send(result);
-            }
-            SessionCmd::CloseAfter { conn, code, reason } => {
-                if let Some(a) = self.out.attached.as_ref().filter(|a| a.conn == conn) {
-                    a.outbox.close_after(code, reason);
+                let stale = matches!(result, Err(AttachError::Stale));
+                let _ = reply.send(result.map_err(|e| e.to_string()));
+                if stale {
+                    info!(
+                        session = self.handle.label,
+                        "session data no longer available; ending it"
+                    );
+                    return false;
                 }
             }
             SessionCmd::Detach { conn } => {
@@ -461,9 +568,10 @@ impl Session {
         if let Some((code, message)) = rejection {
             debug!(conn, session = self.handle.label, sub = %spec.id, %code, "subscribe rejected");
             let r = Rejection::new(code, message, Some(spec.id.to_string()));
-            self.out.send_json(&error_message(&r), now);
+            self.out.reject(&r, now);
             return;
         }
+        self.out.accepted();
         let reply = ServerMessage::Subscribed(Subscribed {
             id: Cow::Borrowed(spec.id.as_str()),
             symbols: spec
@@ -543,9 +651,10 @@ impl Session {
                 format!("no live subscription `{id}`"),
                 Some(id.to_string()),
             );
-            self.out.send_json(&error_message(&r), now);
+            self.out.reject(&r, now);
             return;
         };
+        self.out.accepted();
         self.subs.remove(pos);
         if self.inst.shared.config.firehose.is_some() {
             self.out
@@ -565,22 +674,26 @@ impl Session {
         key: Option<usize>,
         last_seq: u64,
         now: Instant,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, AttachError> {
+        let failed = |why: String| Err(AttachError::Refused(why));
         if key != self.key {
-            return Err("unknown or expired session".to_owned());
+            return failed("unknown or expired session".to_owned());
         }
         if self.inst.shared.config.firehose.is_some() {
-            return Err("the firehose keeps no replay buffer; subscribe again".to_owned());
+            return failed("the firehose keeps no replay buffer; subscribe again".to_owned());
+        }
+        if self.market.is_none() && self.inst.market.is_some() {
+            self.catch_up(now)?;
         }
         self.out.prune(now);
         if last_seq > self.out.seq {
-            return Err(format!(
+            return failed(format!(
                 "last_seq {last_seq} is ahead of the session, whose last seq is {}",
                 self.out.seq
             ));
         }
         if last_seq < self.out.pruned_upto {
-            return Err(format!(
+            return failed(format!(
                 "the replay buffer no longer reaches seq {}",
                 last_seq + 1
             ));
@@ -605,7 +718,7 @@ impl Session {
         let first = Out::Text(Utf8Bytes::from(resumed.to_json()));
         outbox
             .push_bulk(std::iter::once(first).chain(replay))
-            .map_err(|_| "the connection is closing".to_owned())?;
+            .map_err(|_| AttachError::Refused("the connection is closing".to_owned()))?;
         if let Some(old) = self.out.attached.take()
             && old.conn != conn
         {
@@ -614,11 +727,47 @@ impl Session {
         }
         self.out.attached = Some(Attachment { conn, outbox });
         self.out.detached_at = None;
+        self.out.accepted();
         Ok(replayed)
     }
 
-    fn on_tick(&mut self, tick: &Tick) {
-        let now = Instant::now();
+    /// Back from detached: takes the market live again and first produces,
+    /// from the market's history, what it would have produced meanwhile.
+    fn catch_up(&mut self, now: Instant) -> Result<(), AttachError> {
+        let Some(tx) = &self.inst.market else {
+            return Ok(());
+        };
+        // Live first, so that no tick falls between the history and live.
+        let live = tx.subscribe();
+        let missed: Vec<Arc<Tick>> = {
+            let history = crate::server::lock(&self.inst.history);
+            let first = history.ticks.front().map_or(history.latest + 1, |t| t.no);
+            if first > self.last_tick + 1 {
+                return Err(AttachError::Stale);
+            }
+            history
+                .ticks
+                .iter()
+                .filter(|t| t.no > self.last_tick)
+                .cloned()
+                .collect()
+        };
+        let caught_up = missed.len();
+        for tick in missed {
+            self.flush_due(tick.at, Some(&tick.timestamp));
+            self.on_tick(&tick, tick.at);
+        }
+        self.flush_due(now, None);
+        self.market = Some(live);
+        debug!(session = self.handle.label, ticks = caught_up, "caught up");
+        Ok(())
+    }
+
+    fn on_tick(&mut self, tick: &Tick, now: Instant) {
+        if tick.no <= self.last_tick {
+            return;
+        }
+        self.last_tick = tick.no;
         for u in &tick.updates {
             self.last_price[usize::from(u.idx)] = u.price;
         }
@@ -644,8 +793,15 @@ impl Session {
                         Some(c) => c.offer((u.idx, data_type), value, now),
                     };
                     if let Some(value) = value {
-                        self.out
-                            .emit(skip_epoch, &sub.id, symbol, &value, &tick.timestamp, now);
+                        self.out.emit(
+                            &self.inst,
+                            skip_epoch,
+                            &sub.id,
+                            symbol,
+                            &value,
+                            &tick.timestamp,
+                            now,
+                        );
                     }
                 }
             }
@@ -660,9 +816,18 @@ impl Session {
             debug!(session = self.handle.label, "session expired");
             return false;
         }
+        if self.out.detached_at.is_none() {
+            self.flush_due(now, None);
+        }
+        true
+    }
+
+    /// Sends the conflated values due at `now`, stamped `timestamp` (the
+    /// current time when `None`).
+    fn flush_due(&mut self, now: Instant, timestamp: Option<&str>) {
         let skip_epoch = self.inst.shared.skip_epoch.load(Ordering::SeqCst);
         let universe = &self.inst.shared.universe;
-        let mut timestamp: Option<String> = None;
+        let mut timestamp: Option<String> = timestamp.map(str::to_owned);
         for sub in &mut self.subs {
             let Some(c) = &mut sub.conflation else {
                 continue;
@@ -673,11 +838,17 @@ impl Session {
                     continue;
                 }
                 let ts = timestamp.get_or_insert_with(now_rfc3339);
-                self.out
-                    .emit(skip_epoch, &sub.id, universe.symbol(idx), &value, ts, now);
+                self.out.emit(
+                    &self.inst,
+                    skip_epoch,
+                    &sub.id,
+                    universe.symbol(idx),
+                    &value,
+                    ts,
+                    now,
+                );
             }
         }
-        true
     }
 }
 
@@ -687,6 +858,25 @@ async fn next_tick(
     match market {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Why a resume did not take the session.
+#[derive(Debug)]
+enum AttachError {
+    /// Answered with `resume_failed`; the session goes on.
+    Refused(String),
+    /// The market's history no longer covers the time it was detached: it
+    /// cannot produce its messages any more, and ends.
+    Stale,
+}
+
+impl std::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => f.write_str(why),
+            Self::Stale => f.write_str("the replay buffer no longer reaches back far enough"),
+        }
     }
 }
 

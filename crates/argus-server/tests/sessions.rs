@@ -252,3 +252,49 @@ async fn a_session_expires_after_its_ttl() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_resumed_conflated_session_catches_up_at_most_once_per_interval() {
+    bounded(async {
+        let server = start(fast()).await;
+        let (mut a, welcome) = connect_welcomed(&server).await;
+        a.send_json(json!({"op":"subscribe","id":"slow","symbols":["AAPL","MSFT"],"data_types":["price"],"update_frequency":"1s"}))
+            .await;
+        assert_eq!(a.next_control().await["type"], "subscribed");
+        // The first change of each symbol goes out at once.
+        let first = read_data(&mut a, 2).await;
+        let last_seq = seq(&first[1]);
+        server.drop_connections();
+        tokio::time::timeout(WAIT, server.wait_for_stats(|s| s.live_connections == 0))
+            .await
+            .unwrap();
+        // Detached for over two intervals: the session does no work meanwhile
+        // and produces, on resume, what it would have sent.
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        let (mut b, _) = connect_welcomed(&server).await;
+        b.send_json(json!({"op":"resume","session":welcome["session"],"last_seq":last_seq}))
+            .await;
+        let resumed = b.next_json().await;
+        assert_eq!(resumed["type"], "resumed", "{resumed}");
+        let replayed = resumed["replayed"].as_u64().unwrap() as usize;
+        assert!(
+            (2..=6).contains(&replayed),
+            "two symbols, one message an interval each over 2.3 s: {replayed}"
+        );
+        let after = read_data(&mut b, replayed).await;
+        let at = |v: &Value| micros(v["timestamp"].as_str().unwrap());
+        let mut last_at: std::collections::HashMap<String, i64> = [&first[0], &first[1]]
+            .iter()
+            .map(|v| (v["symbol"].as_str().unwrap().to_owned(), at(v)))
+            .collect();
+        for (i, v) in after.iter().enumerate() {
+            assert_eq!(seq(v), last_seq + 1 + i as u64, "no hole, no repeat");
+            let symbol = v["symbol"].as_str().unwrap().to_owned();
+            let now = at(v);
+            let previous = last_at.insert(symbol, now).unwrap();
+            assert!(now - previous >= 1_000_000, "at most once a second: {v}");
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
