@@ -65,32 +65,47 @@ impl Delivery {
     pub(crate) fn deliver(&mut self, event: Event) {
         self.refresh();
         let kind = Interest::of(&event);
-        let to_handler_queue = self.handlers.queue_wants(&event);
-        let inline = self.handlers.inline_wants(&event);
-        let mut queues: usize = self
+        let to_handler_queue = self.handlers.queue_wants(kind, &event);
+        let queues = self
             .streams
             .iter()
             .filter(|c| c.interest.intersects(kind))
             .count()
             + usize::from(to_handler_queue);
+        if queues == 0 {
+            // The common case: inline handlers only, no clone.
+            self.dispatch_inline(kind, event);
+            return;
+        }
+        let inline = self.handlers.inline_wants(kind, &event);
+        let mut left = queues;
         let mut event = Some(event);
         let mut abandoned = false;
         for consumer in self.streams.iter().filter(|c| c.interest.intersects(kind)) {
-            queues -= 1;
-            let last = queues == 0 && !inline;
+            left -= 1;
+            let last = left == 0 && !inline;
             abandoned |= !consumer.queue.push(hand_on(&mut event, last));
         }
         if to_handler_queue {
             self.shared.handler_queue.push(hand_on(&mut event, !inline));
         }
-        if inline && let Some(event) = event {
-            self.shared.handlers.dispatch_inline(&self.handlers, event);
-            // One writer (this task): a load and a store, no read-modify-write.
-            let inline = &self.shared.inline;
-            inline.store(inline.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if let Some(event) = event {
+            self.dispatch_inline(kind, event);
         }
         if abandoned {
             self.shared.streams.prune();
+        }
+    }
+
+    fn dispatch_inline(&self, kind: Interest, event: Event) {
+        if self
+            .shared
+            .handlers
+            .dispatch_inline(&self.handlers, kind, event)
+        {
+            // One writer (this task): a load and a store, no read-modify-write.
+            let inline = &self.shared.inline;
+            inline.store(inline.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     }
 

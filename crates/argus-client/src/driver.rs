@@ -197,7 +197,10 @@ impl<R: Runtime> Driver<R> {
         if state == self.published {
             // The common case: market data, delivered as it comes.
             while let Some(event) = self.core.poll_event() {
-                self.route(event);
+                match event {
+                    Event::Data(_) => self.delivery.deliver(event),
+                    other => self.route(other),
+                }
             }
             if !self.replies.is_idle() {
                 self.replies.settle(state, self.shared.gave_up_reason());

@@ -108,8 +108,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn wants(&self, event: &Event) -> bool {
-        self.interest.wants(event)
+    /// Whether the handler wants `event`, of kind `kind` (its [`Interest::of`]).
+    fn wants(&self, kind: Interest, event: &Event) -> bool {
+        self.interest.intersects(kind)
             && match (&self.subscription, event) {
                 (Some(only), Event::Data(data)) => data.subscription() == only,
                 _ => true,
@@ -142,13 +143,13 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// Whether a handler of the handler task wants `event`.
-    pub(crate) fn queue_wants(&self, event: &Event) -> bool {
-        self.queued_interest.wants(event) && self.queued.iter().any(|e| e.wants(event))
+    pub(crate) fn queue_wants(&self, kind: Interest, event: &Event) -> bool {
+        self.queued_interest.intersects(kind) && self.queued.iter().any(|e| e.wants(kind, event))
     }
 
     /// Whether an inline handler wants `event`.
-    pub(crate) fn inline_wants(&self, event: &Event) -> bool {
-        self.inline.iter().any(|e| e.wants(event))
+    pub(crate) fn inline_wants(&self, kind: Interest, event: &Event) -> bool {
+        self.inline.iter().any(|e| e.wants(kind, event))
     }
 }
 
@@ -255,10 +256,15 @@ impl HandlerTable {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Hands `event` to the inline handlers of `snapshot` that want it, in
-    /// registration order, on this thread. True when one did.
-    pub(crate) fn dispatch_inline(&self, snapshot: &Snapshot, event: Event) -> bool {
-        let mut recipients = Recipients::new(&snapshot.inline, &event);
+    /// Hands `event` (of kind `kind`) to the inline handlers of `snapshot`
+    /// that want it, in registration order, on this thread. True when one did.
+    pub(crate) fn dispatch_inline(
+        &self,
+        snapshot: &Snapshot,
+        kind: Interest,
+        event: Event,
+    ) -> bool {
+        let mut recipients = Recipients::new(&snapshot.inline, kind, &event);
         let any = recipients.left > 0;
         let mut event = Some(event);
         while let Some((entry, last)) = recipients.next(event.as_ref()) {
@@ -273,7 +279,7 @@ impl HandlerTable {
     /// registration order; an async handler is awaited before the next one
     /// runs.
     pub(crate) async fn dispatch_queued(&self, snapshot: &Snapshot, event: Event) {
-        let mut recipients = Recipients::new(&snapshot.queued, &event);
+        let mut recipients = Recipients::new(&snapshot.queued, Interest::of(&event), &event);
         let mut event = Some(event);
         while let Some((entry, last)) = recipients.next(event.as_ref()) {
             if let Some(future) = self.call(entry, &mut event, last)
@@ -337,15 +343,17 @@ impl HandlerTable {
 /// lent to [`next`](Self::next) only, so the caller may hand it on between
 /// steps.
 struct Recipients<'a> {
+    kind: Interest,
     entries: std::slice::Iter<'a, Arc<Entry>>,
     /// How many entries are left up to and including the last recipient.
     left: usize,
 }
 
 impl<'a> Recipients<'a> {
-    fn new(entries: &'a [Arc<Entry>], event: &Event) -> Self {
-        let last = entries.iter().rposition(|e| e.wants(event));
+    fn new(entries: &'a [Arc<Entry>], kind: Interest, event: &Event) -> Self {
+        let last = entries.iter().rposition(|e| e.wants(kind, event));
         Self {
+            kind,
             entries: entries.iter(),
             left: last.map_or(0, |l| l + 1),
         }
@@ -356,7 +364,7 @@ impl<'a> Recipients<'a> {
         while self.left > 0 {
             self.left -= 1;
             let entry = self.entries.next()?;
-            if entry.wants(event) {
+            if entry.wants(self.kind, event) {
                 return Some((entry, self.left == 0));
             }
         }

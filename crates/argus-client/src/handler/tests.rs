@@ -16,6 +16,11 @@ fn price(seq: u64) -> Event {
     )
 }
 
+/// Hands `event` to the inline handlers, as the delivery stage does.
+fn inline(table: &HandlerTable, snapshot: &Snapshot, event: Event) -> bool {
+    table.dispatch_inline(snapshot, Interest::of(&event), event)
+}
+
 fn gap() -> Event {
     Event::Gap(Gap {
         from: 2,
@@ -66,14 +71,14 @@ async fn every_form_and_where_it_runs() {
     );
     let snapshot = table.snapshot();
     assert_eq!((snapshot.inline.len(), snapshot.queued.len()), (2, 1));
-    assert!(table.dispatch_inline(&snapshot, price(1)));
-    assert!(snapshot.queue_wants(&price(1)));
+    assert!(inline(&table, &snapshot, price(1)));
+    assert!(snapshot.queue_wants(Interest::PRICE, &price(1)));
     assert!(
-        !snapshot.queue_wants(&gap()),
+        !snapshot.queue_wants(Interest::GAP, &gap()),
         "a data handler never sees a gap"
     );
     table.dispatch_queued(&snapshot, price(1)).await;
-    table.dispatch_inline(&snapshot, gap());
+    inline(&table, &snapshot, gap());
     assert_eq!(seen.load(Ordering::SeqCst), 111);
     assert!(table.remove(a));
     assert!(!table.remove(a));
@@ -113,7 +118,7 @@ fn removal_drops_the_closure_though_a_snapshot_still_lists_it() {
     );
     assert_ne!(table.generation(), generation);
     // The stale snapshot calls nothing.
-    table.dispatch_inline(&snapshot, price(1));
+    inline(&table, &snapshot, price(1));
 }
 
 #[test]
@@ -141,8 +146,8 @@ fn a_handler_removing_itself_is_dropped_after_its_call() {
     )
     .unwrap();
     let snapshot = table.snapshot();
-    table.dispatch_inline(&snapshot, price(1));
-    table.dispatch_inline(&snapshot, price(2));
+    inline(&table, &snapshot, price(1));
+    inline(&table, &snapshot, price(2));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(Arc::strong_count(&held), 1);
 }
