@@ -8,15 +8,15 @@ use crate::backoff::Backoff;
 use crate::config::{ConfigError, ConnectionConfig, NormalizedSubscription, SubscriptionConfig};
 use crate::data::{MarketData, TimestampParser};
 use crate::io::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TOO_BIG, ConnectionState, DisconnectReason, Event, Gap,
-    GapCause, GiveUpReason, Input, LinkError, OpenError, OpenRequest, ProtocolError, RequestKind,
-    ServerError, Transmit,
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ConnectionState,
+    DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, LinkError, OpenError, OpenRequest,
+    ProtocolError, RequestKind, ServerError, Transmit,
 };
 use crate::stats::Stats;
 use crate::subscription::{InvalidSubscriptionId, SubscriptionId};
 use crate::wire::{
-    ClientMessage, ErrorCode, ErrorMessage, ResumeRequest, SUBPROTOCOL, ServerMessage,
-    SessionToken, SubscribeRequest, UnsubscribeRequest, Welcome,
+    ClientMessage, ErrorCode, ErrorMessage, PROTOCOL_VERSION, ResumeRequest, SUBPROTOCOL,
+    ServerMessage, SessionToken, SubscribeRequest, UnsubscribeRequest, Welcome,
 };
 
 /// Why [`Client::subscribe`] refused a request. Nothing was sent.
@@ -130,7 +130,8 @@ const LINK_TIMERS: [Timer; 5] = [
     Timer::Request,
 ];
 
-/// The run of failures since the link was last up.
+/// The run of failures since a link was last of use (delivered data or
+/// answered a heartbeat).
 #[derive(Clone, Copy, Debug, Default)]
 struct Outage {
     /// Consecutive failed attempts.
@@ -187,6 +188,9 @@ pub struct Client {
     session: Option<Session>,
     /// While a `resume` is in flight: the fresh session this link's `welcome` named.
     resuming: Option<SessionToken<'static>>,
+    /// The current link delivered data or answered a heartbeat: only then
+    /// does its `welcome` end the outage (see [`Outage`]).
+    productive: bool,
     next_ping: u64,
     ping_in_flight: Option<(u64, Instant)>,
     transmits: VecDeque<Transmit>,
@@ -217,6 +221,7 @@ impl Client {
             due: Due::new(),
             session: None,
             resuming: None,
+            productive: false,
             next_ping: 1,
             ping_in_flight: None,
             transmits: VecDeque::new(),
@@ -478,6 +483,7 @@ impl Client {
                 {
                     self.rtt = Some(now.saturating_duration_since(sent));
                     self.ping_in_flight = None;
+                    self.was_of_use();
                 }
             }
             Input::Failed(error) => {
@@ -624,6 +630,7 @@ impl Client {
 
     fn start_attempt(&mut self, now: Instant) {
         self.phase = Phase::Opening;
+        self.productive = false;
         self.counters.attempts += 1;
         self.timers[Timer::Reconnect as usize] = None;
         self.timers[Timer::Connect as usize] = Some(now + self.config.timeout);
@@ -668,15 +675,40 @@ impl Client {
         }
     }
 
+    /// The link delivered data or answered a heartbeat: the outage is over.
+    fn was_of_use(&mut self) {
+        if !self.productive {
+            self.productive = true;
+            self.outage = Outage::default();
+        }
+    }
+
+    /// A live link ended. One that was of use starts a new outage; one that
+    /// ended before it delivered the data it was asked for (nor answered a
+    /// heartbeat) counts as a failed attempt, so a server that welcomes and
+    /// closes meets a growing backoff and `max_reconnect_attempts`. A link
+    /// with nothing subscribed has no data to judge it by, and is of use.
     fn link_lost(&mut self, now: Instant, reason: DisconnectReason) {
         self.drop_link();
         self.events.push_back(Event::Disconnected(reason.clone()));
-        self.outage = Outage {
-            after_loss: true,
-            ..Outage::default()
-        };
         if self.config.max_reconnect_attempts == 0 {
-            self.give_up(GiveUpReason::ReconnectDisabled(reason));
+            return self.give_up(GiveUpReason::ReconnectDisabled(reason));
+        }
+        if self.productive || self.wanted.is_empty() {
+            self.outage = Outage {
+                after_loss: true,
+                ..Outage::default()
+            };
+            return self.schedule_retry(now);
+        }
+        self.outage.after_loss = true;
+        self.outage.failures += 1;
+        let attempts = self.outage.failures;
+        if attempts >= self.config.max_reconnect_attempts {
+            self.give_up(GiveUpReason::AttemptsExhausted {
+                attempts,
+                last: OpenError::Unproductive(Box::new(reason)),
+            });
         } else {
             self.schedule_retry(now);
         }
@@ -719,7 +751,7 @@ impl Client {
         }
         match message {
             ServerMessage::Price(_) | ServerMessage::Volume(_) | ServerMessage::OrderBook(_) => {
-                self.on_data(&message)
+                self.on_data(now, &message)
             }
             ServerMessage::Subscribed(s) => {
                 self.on_subscribed(&s.id);
@@ -770,6 +802,19 @@ impl Client {
     }
 
     fn on_welcome(&mut self, now: Instant, welcome: Welcome<'_>) {
+        if welcome.protocol != PROTOCOL_VERSION {
+            self.transmits.push_back(Transmit::Close {
+                code: CLOSE_PROTOCOL,
+                reason: "unsupported protocol version",
+            });
+            return self.attempt_failed(
+                now,
+                OpenError::UnsupportedProtocol {
+                    server: welcome.protocol,
+                    client: PROTOCOL_VERSION,
+                },
+            );
+        }
         self.phase = Phase::Live;
         self.timers[Timer::Connect as usize] = None;
         self.timers[Timer::Heartbeat as usize] = Some(now + self.config.heartbeat_interval);
@@ -777,8 +822,8 @@ impl Client {
         self.connected_at = Some(now);
         if self.outage.after_loss {
             self.counters.reconnects += 1;
+            self.outage.after_loss = false;
         }
-        self.outage = Outage::default();
         let fresh = welcome.session.into_owned();
         match &self.session {
             Some(held) => {
@@ -931,7 +976,7 @@ impl Client {
         self.protocol_error(ProtocolError::Server(error));
     }
 
-    fn on_data(&mut self, message: &ServerMessage<'_>) {
+    fn on_data(&mut self, now: Instant, message: &ServerMessage<'_>) {
         let (sub, seq) = match message {
             ServerMessage::Price(m) => (&m.sub, m.seq),
             ServerMessage::Volume(m) => (&m.sub, m.seq),
@@ -945,7 +990,11 @@ impl Client {
             self.counters.duplicates += 1;
             return;
         }
-        let expected = session.last_seq + 1;
+        let last = session.last_seq;
+        let expected = last.saturating_add(1);
+        if seq - expected > self.config.max_seq_jump {
+            return self.seq_out_of_range(now, last, seq);
+        }
         session.last_seq = seq;
         if seq > expected {
             self.counters.gaps += 1;
@@ -966,9 +1015,33 @@ impl Client {
             Some(Ok(data)) => {
                 self.counters.data_messages += 1;
                 self.events.push_back(Event::Data(data));
+                self.was_of_use();
             }
             Some(Err(error)) => self.protocol_error(ProtocolError::InvalidData { seq, error }),
             None => {}
         }
+    }
+
+    /// A seq too far ahead to believe: not delivered, reported, and the
+    /// session dropped (data after `last` may be lost); the link is closed
+    /// and the next one starts a new session and subscribes everything again.
+    fn seq_out_of_range(&mut self, now: Instant, last: u64, got: u64) {
+        self.protocol_error(ProtocolError::SeqOutOfRange {
+            last,
+            got,
+            bound: self.config.max_seq_jump,
+        });
+        self.counters.gaps += 1;
+        self.events.push_back(Event::Gap(Gap {
+            from: last.saturating_add(1),
+            to: None,
+            cause: GapCause::SeqOutOfRange,
+        }));
+        self.session = None;
+        self.transmits.push_back(Transmit::Close {
+            code: CLOSE_PROTOCOL,
+            reason: "seq out of range",
+        });
+        self.link_lost(now, DisconnectReason::SeqOutOfRange { last, got });
     }
 }

@@ -28,6 +28,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 100;
 /// Default maximum size of one incoming message, in bytes (1 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// Default largest forward jump of the live seq taken as a gap; a larger
+/// one is a protocol error (see [`ConnectionConfig::max_seq_jump`]). A
+/// million messages is over ten seconds of a 100k msg/s feed, and far more
+/// than any replay buffer holds.
+pub const DEFAULT_MAX_SEQ_JUMP: u64 = 1_000_000;
 
 /// An api key. Its `Debug` output is redacted, it has no `Display`, and it is
 /// never serialised: it can reach the server only through
@@ -113,6 +118,12 @@ pub struct ConnectionConfig {
     pub max_subscriptions: usize,
     /// Largest incoming message accepted, in bytes.
     pub max_message_size: usize,
+    /// Largest forward jump of the live seq that is reported as a gap. A
+    /// larger jump (a seq of 2⁶³ after 17, say) is not believed: it is a
+    /// protocol error, the message is not delivered, and the client starts
+    /// a new session (a gap event says data may be lost), so one bad seq
+    /// never makes every later message look like a duplicate.
+    pub max_seq_jump: u64,
 }
 
 impl Default for ConnectionConfig {
@@ -128,6 +139,7 @@ impl Default for ConnectionConfig {
             timeout: DEFAULT_TIMEOUT,
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_seq_jump: DEFAULT_MAX_SEQ_JUMP,
         }
     }
 }
@@ -211,6 +223,11 @@ impl ConnectionConfig {
         if self.max_subscriptions == 0 {
             return Err(ConfigError::Zero {
                 field: "max_subscriptions",
+            });
+        }
+        if self.max_seq_jump == 0 {
+            return Err(ConfigError::Zero {
+                field: "max_seq_jump",
             });
         }
         if self.max_message_size < 1024 {
@@ -360,6 +377,11 @@ impl ConnectionConfigBuilder {
     /// Sets the largest incoming message accepted, in bytes.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
+        self
+    }
+    /// Sets the largest forward seq jump reported as a gap.
+    pub fn max_seq_jump(mut self, jump: u64) -> Self {
+        self.config.max_seq_jump = jump;
         self
     }
     /// Validates and returns the config.

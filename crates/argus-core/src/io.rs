@@ -76,6 +76,21 @@ pub enum OpenError {
         /// The close code, if any.
         code: Option<u16>,
     },
+    /// The server's `welcome` names a protocol version this client does not
+    /// speak. Fatal: retrying would meet the same server.
+    #[error("the server speaks protocol version {server}; this client speaks {client}")]
+    UnsupportedProtocol {
+        /// The version the server announced.
+        server: u32,
+        /// The version this client speaks.
+        client: u32,
+    },
+    /// The connection came up but ended before it delivered any data or
+    /// answered a heartbeat (a server that welcomes and then closes, say).
+    /// It counts as a failed attempt, so backoff grows and
+    /// `max_reconnect_attempts` applies. Retried.
+    #[error("the connection ended before it was of any use: {0}")]
+    Unproductive(Box<DisconnectReason>),
 }
 
 impl OpenError {
@@ -95,7 +110,10 @@ impl OpenError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Self::Unauthorized { .. } | Self::InvalidUrl(_) | Self::Certificate(_)
+            Self::Unauthorized { .. }
+                | Self::InvalidUrl(_)
+                | Self::Certificate(_)
+                | Self::UnsupportedProtocol { .. }
         )
     }
 }
@@ -137,6 +155,8 @@ impl fmt::Debug for OpenRequest {
 pub const CLOSE_NORMAL: u16 = 1000;
 /// Close code: going away.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: protocol error.
+pub const CLOSE_PROTOCOL: u16 = 1002;
 /// Close code: policy violation.
 pub const CLOSE_POLICY: u16 = 1008;
 /// Close code: message too big.
@@ -239,6 +259,15 @@ pub enum DisconnectReason {
         /// What the transport saw.
         error: LinkError,
     },
+    /// The live seq jumped further than `max_seq_jump`: the client closed
+    /// the link (1002) to start over on a new session.
+    #[error("the seq jumped from {last} to {got}, beyond max_seq_jump: starting a new session")]
+    SeqOutOfRange {
+        /// The last seq processed.
+        last: u64,
+        /// The seq that arrived.
+        got: u64,
+    },
     /// No frame arrived within `timeout` after a ping: the link is half-open.
     #[error("no frame within {timeout:?} after a ping: the link is dead")]
     HeartbeatTimeout {
@@ -292,6 +321,9 @@ pub enum GapCause {
     /// The server did not answer `resume` within `timeout`: the session is
     /// treated as lost and the connection goes on with the fresh one.
     ResumeTimedOut,
+    /// The live seq jumped beyond `max_seq_jump`: the client dropped the
+    /// session and started a new one.
+    SeqOutOfRange,
 }
 
 /// A request of the client that the server answers.
@@ -342,6 +374,17 @@ pub enum ProtocolError {
     /// A binary frame: the protocol uses text only.
     #[error("binary frame of {0} bytes; the protocol uses text frames only")]
     BinaryFrame(usize),
+    /// A data message whose seq jumps further than `max_seq_jump`; it is
+    /// not delivered, and the client starts a new session.
+    #[error("seq {got} after {last} jumps further than max_seq_jump ({bound})")]
+    SeqOutOfRange {
+        /// The last seq processed.
+        last: u64,
+        /// The seq that arrived.
+        got: u64,
+        /// The configured bound.
+        bound: u64,
+    },
     /// A message that makes no sense now (`welcome` twice, data before `welcome`).
     #[error("unexpected `{0}` message")]
     Unexpected(&'static str),

@@ -216,3 +216,69 @@ fn the_strategy_itself_is_deterministic() {
     };
     assert_eq!(draw(), draw());
 }
+
+/// Seqs from anywhere in the range, the top of it most of all.
+fn any_seq() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        2 => 0..64u64,
+        3 => (0..64u64).prop_map(|d| u64::MAX - d),
+        1 => any::<u64>(),
+        1 => (0..64u64).prop_map(|d| (1 << 63) + d),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever seqs a server sends, near `u64::MAX` included: nothing
+    /// wraps or panics, delivered seqs increase within a session, a jump
+    /// past `max_seq_jump` is never delivered, and a later good message is
+    /// never silenced by an earlier bad one.
+    #[test]
+    fn seqs_anywhere_in_the_range_never_wrap_and_never_silence_the_feed(
+        seqs in prop::collection::vec(any_seq(), 1..40),
+        bound in prop_oneof![Just(1u64), Just(1_000_000u64), Just(u64::MAX)],
+    ) {
+        let config = ConnectionConfig { max_seq_jump: bound, ..Bed::config() };
+        let mut bed = Bed::new(config, 5);
+        bed.client.connect(bed.now);
+        bed.client
+            .subscribe(bed.now, "main", &SubscriptionConfig::new(["AAPL"], [DataType::Price]))
+            .unwrap();
+        bed.settle();
+        for seq in seqs {
+            let frame = format!(
+                r#"{{"type":"price","sub":"main","seq":{seq},"symbol":"AAPL","price":1.5,"timestamp":"2026-11-24T09:49:56.123Z"}}"#
+            );
+            bed.feed(&frame);
+            while bed.client.state() == argus_core::ConnectionState::Reconnecting {
+                prop_assert!(bed.step());
+            }
+            // A message one past the last is always delivered.
+            if let Some(last) = bed.client.last_seq().filter(|&l| l < u64::MAX) {
+                let before = bed.client.stats(bed.now).data_messages;
+                bed.feed(&frame.replace(&format!(r#""seq":{seq}"#), &format!(r#""seq":{}"#, last + 1)));
+                prop_assert_eq!(bed.client.stats(bed.now).data_messages, before + 1);
+            }
+        }
+        let mut last = 0u64;
+        for event in &bed.events {
+            match event {
+                Event::Data(d) => {
+                    prop_assert!(d.seq() > last, "seq {} after {}", d.seq(), last);
+                    prop_assert!(d.seq() - last - 1 <= bound, "a jump past the bound was delivered");
+                    last = d.seq();
+                }
+                Event::Gap(g) => {
+                    if let Some(to) = g.to {
+                        prop_assert!(g.from <= to);
+                    }
+                    if g.cause == GapCause::SeqOutOfRange {
+                        last = 0; // a new session starts at 1
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -533,3 +533,147 @@ fn a_resume_never_answered_is_a_lost_session() {
     );
     assert_eq!(bed.client.state(), ConnectionState::Connected);
 }
+
+#[test]
+fn a_protocol_version_the_client_does_not_speak_is_fatal_at_once() {
+    let mut bed = Bed::new(Bed::config(), 18);
+    bed.server.protocol = Some(2);
+    bed.client.connect(bed.now);
+    bed.settle();
+    assert!(!bed.step(), "no retry is scheduled");
+    assert_transcript(
+        bed.take(),
+        &[
+            "open",
+            "state connecting",
+            "recv welcome",
+            "close 1002",
+            "attempt 1 failed: the server speaks protocol version 2; this client speaks 1",
+            "state error",
+            "gave up: fatal the server speaks protocol version 2; this client speaks 1",
+        ],
+    );
+    assert_eq!(bed.server.opens, 1);
+}
+
+fn price_frame(seq: u64) -> String {
+    format!(
+        r#"{{"type":"price","sub":"main","seq":{seq},"symbol":"AAPL","price":1.5,"timestamp":"2026-11-24T09:49:56.123Z"}}"#
+    )
+}
+
+#[test]
+fn a_seq_too_far_ahead_is_an_error_not_data_and_the_client_starts_over() {
+    let mut bed = connected_with_main(19);
+    bed.server.tick(1.0);
+    bed.settle();
+    bed.feed(&price_frame((1 << 63) + 5));
+    bed.take();
+    bed.step(); // the reconnect, without a resume: the session is gone
+    bed.server.tick(2.0);
+    bed.server.tick(3.0);
+    bed.settle();
+    let t = bed.take();
+    assert_eq!(
+        t[..4],
+        ["t+923ms", "open", "recv welcome", "send subscribe main"],
+        "{t:?}"
+    );
+    assert!(t.contains(&"send subscribe main".to_owned()), "{t:?}");
+    assert!(!t.iter().any(|l| l.starts_with("send resume")), "{t:?}");
+    assert!(
+        t.ends_with(&[
+            "recv price main #1".into(),
+            "data main #1".into(),
+            "recv price main #2".into(),
+            "data main #2".into()
+        ]),
+        "{t:?}"
+    );
+    let gaps: Vec<_> = bed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            argus_core::Event::Gap(g) => Some(*g),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!((gaps[0].from, gaps[0].to), (2, None));
+    let shown: Vec<String> = bed.events.iter().map(support::describe_event).collect();
+    assert!(
+        shown.iter().any(|e| e.contains(
+            "protocol error: seq 9223372036854775813 after 1 jumps further than max_seq_jump"
+        )),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().all(|e| !e.contains("#9223372036854775813")),
+        "never delivered: {shown:?}"
+    );
+}
+
+#[test]
+fn seqs_at_the_top_of_the_range_never_wrap() {
+    let config = argus_core::ConnectionConfig {
+        max_seq_jump: u64::MAX,
+        ..Bed::config()
+    };
+    let mut bed = Bed::new(config, 20);
+    bed.client.connect(bed.now);
+    bed.client
+        .subscribe(bed.now, "main", &prices(&["AAPL"]))
+        .unwrap();
+    bed.settle();
+    for seq in [1, u64::MAX - 1, u64::MAX, u64::MAX, 7] {
+        bed.feed(&price_frame(seq));
+    }
+    assert_eq!(bed.client.last_seq(), Some(u64::MAX));
+    // A resume refused at the top: the gap starts at the top, not at 0.
+    bed.server_close(Some(1001));
+    bed.server.sessions.clear(); // the server forgot every session
+    bed.take();
+    bed.step();
+    let gaps: Vec<_> = bed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            argus_core::Event::Gap(g) => Some((g.from, g.to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps, [(2, Some(u64::MAX - 2)), (u64::MAX, None)]);
+    assert_eq!(bed.client.stats(bed.now).duplicates, 2);
+}
+
+#[test]
+fn a_server_that_welcomes_and_closes_meets_a_growing_backoff_then_the_limit() {
+    let config = argus_core::ConnectionConfig {
+        max_reconnect_attempts: 3,
+        ..Bed::config()
+    };
+    let mut bed = Bed::new(config, 21);
+    bed.client.connect(bed.now);
+    bed.client
+        .subscribe(bed.now, "main", &prices(&["AAPL"]))
+        .unwrap();
+    bed.settle();
+    for _ in 0..3 {
+        bed.server_close(Some(1000));
+        bed.step();
+    }
+    let t: Vec<String> = bed
+        .take()
+        .into_iter()
+        .filter(|l| l.starts_with("reconnecting") || l.starts_with("gave up"))
+        .collect();
+    assert_transcript(
+        t,
+        &[
+            "reconnecting attempt=1 in 719ms",
+            "reconnecting attempt=2 in 1491ms",
+            "gave up: gave up after 3 failed attempts; last: the connection ended before it was of any use: the server closed the connection with code 1000: ",
+        ],
+    );
+    assert_eq!(bed.client.state(), ConnectionState::Error);
+}

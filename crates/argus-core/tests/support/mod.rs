@@ -42,6 +42,8 @@ pub struct ModelServer {
     pub skip_next: bool,
     /// Never answer a subscribe, unsubscribe or resume (pings are still answered).
     pub mute: bool,
+    /// The protocol version its `welcome` announces (1 unless set).
+    pub protocol: Option<u32>,
     pub buffer_cap: usize,
     pub opens: u32,
     /// Every subscribe seen on the current connection, in order, with the unsubscribes between.
@@ -75,7 +77,7 @@ impl ModelServer {
         self.push(ServerMessage::Welcome(Welcome {
             connection_id: format!("c{}", self.opens).into(),
             session: SessionToken::new(token),
-            protocol: 1,
+            protocol: self.protocol.unwrap_or(1),
             server_time: "2026-11-24T09:49:56.000Z".into(),
         }));
         Ok(())
