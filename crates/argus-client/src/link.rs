@@ -91,7 +91,11 @@ where
     }
 
     /// Queues a frame without waiting (the connection task flushes it).
-    /// An error means the link is lost; the socket is dropped.
+    /// An error means the link is lost; the socket is dropped. A full write
+    /// buffer is not an error: the frame is dropped, and the core's
+    /// deadlines judge the link (a peer that reads nothing for `timeout`
+    /// fails the heartbeat; one that reads slowly, say while it floods us
+    /// with pings, keeps a healthy link).
     pub(crate) fn send(&mut self, message: Message) -> Result<(), WsError> {
         let Self::Open { socket, flush } = self else {
             tracing::debug!("no open socket; frame dropped");
@@ -99,6 +103,11 @@ where
         };
         match Pin::new(&mut **socket).start_send(message) {
             Ok(()) => {
+                *flush = true;
+                Ok(())
+            }
+            Err(WsError::WriteBufferFull(_)) => {
+                tracing::debug!("the write buffer is full; frame dropped");
                 *flush = true;
                 Ok(())
             }

@@ -28,7 +28,8 @@ impl Timestamp {
         if let Some(nanos) = parse_utc_fast(s.as_bytes()) {
             return Ok(Self(nanos));
         }
-        let t = humantime::parse_rfc3339(s).map_err(|_| InvalidTimestamp(s.to_owned()))?;
+        let t = humantime::parse_rfc3339(s)
+            .map_err(|_| InvalidTimestamp(crate::excerpt::excerpt(s)))?;
         Ok(Self::from_system_time(t))
     }
 
@@ -364,6 +365,14 @@ impl MarketData {
                     })
                 })
             }
+            wire::ServerMessage::OrderBook(b)
+                if b.bids.len() > MAX_BOOK_LEVELS || b.asks.len() > MAX_BOOK_LEVELS =>
+            {
+                Err(InvalidData::TooManyLevels {
+                    bids: b.bids.len(),
+                    asks: b.asks.len(),
+                })
+            }
             wire::ServerMessage::OrderBook(b) => {
                 build(&b.symbol, &b.timestamp).map(|(symbol, timestamp)| {
                     Self::OrderBook(OrderBook {
@@ -391,7 +400,21 @@ pub enum InvalidData {
     /// The timestamp is not RFC 3339 UTC.
     #[error(transparent)]
     Timestamp(InvalidTimestamp),
+    /// An order book deeper than the protocol's [`MAX_BOOK_LEVELS`] a side:
+    /// refused before its levels are copied.
+    #[error(
+        "order book of {bids} bids and {asks} asks; the protocol allows {MAX_BOOK_LEVELS} a side"
+    )]
+    TooManyLevels {
+        /// Its bid levels.
+        bids: usize,
+        /// Its ask levels.
+        asks: usize,
+    },
 }
+
+/// The most levels a side an order book may have (the protocol's depth).
+pub const MAX_BOOK_LEVELS: usize = 10;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

@@ -79,6 +79,7 @@ pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod data;
+pub mod excerpt;
 pub mod io;
 pub mod stats;
 pub mod subscription;

@@ -23,7 +23,7 @@ pub struct Symbol {
     bytes: [u8; MAX_SYMBOL_LEN],
 }
 
-/// A string that is not a valid symbol.
+/// A string that is not a valid symbol (an excerpt of it, when long).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a symbol: 1-20 characters of A-Z 0-9 . - / _")]
 pub struct InvalidSymbol(pub String);
@@ -33,7 +33,7 @@ impl Symbol {
     pub fn parse(s: &str) -> Result<Self, InvalidSymbol> {
         let b = s.as_bytes();
         if b.is_empty() || b.len() > MAX_SYMBOL_LEN || !b.iter().all(|&c| is_symbol_byte(c)) {
-            return Err(InvalidSymbol(s.to_owned()));
+            return Err(InvalidSymbol(crate::excerpt::excerpt(s)));
         }
         let mut bytes = [0; MAX_SYMBOL_LEN];
         bytes[..b.len()].copy_from_slice(b);
@@ -47,16 +47,17 @@ impl Symbol {
     pub fn normalize(s: &str) -> Result<Self, InvalidSymbol> {
         let t = s.trim();
         if t.len() > MAX_SYMBOL_LEN {
-            return Err(InvalidSymbol(s.to_owned()));
+            return Err(InvalidSymbol(crate::excerpt::excerpt(s)));
         }
         let mut bytes = [0; MAX_SYMBOL_LEN];
         for (dst, src) in bytes.iter_mut().zip(t.bytes()) {
             *dst = src.to_ascii_uppercase();
         }
         Self::parse(
-            std::str::from_utf8(&bytes[..t.len()]).map_err(|_| InvalidSymbol(s.to_owned()))?,
+            std::str::from_utf8(&bytes[..t.len()])
+                .map_err(|_| InvalidSymbol(crate::excerpt::excerpt(s)))?,
         )
-        .map_err(|_| InvalidSymbol(s.to_owned()))
+        .map_err(|_| InvalidSymbol(crate::excerpt::excerpt(s)))
     }
 
     /// The symbol as text.

@@ -287,7 +287,8 @@ pub enum DecodeError {
     /// Not a JSON object with a string `type` field.
     #[error("not a JSON object with a string `type` field")]
     MissingType,
-    /// A `type` this version does not know: ignore it (forward compatibility).
+    /// A `type` this version does not know (an excerpt of it, when long):
+    /// ignore it (forward compatibility).
     #[error("unknown message type `{0}`")]
     UnknownType(String),
     /// A known `type` with missing or mistyped fields.
@@ -360,7 +361,7 @@ impl<'a> ServerMessage<'a> {
             "unsubscribed" => Self::Unsubscribed(parse("unsubscribed", text)?),
             "resumed" => Self::Resumed(parse("resumed", text)?),
             "error" => Self::Error(parse("error", text)?),
-            other => return Err(DecodeError::UnknownType(other.to_owned())),
+            other => return Err(DecodeError::UnknownType(crate::excerpt::excerpt(other))),
         })
     }
 

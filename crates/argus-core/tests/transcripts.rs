@@ -677,3 +677,43 @@ fn a_server_that_welcomes_and_closes_meets_a_growing_backoff_then_the_limit() {
     );
     assert_eq!(bed.client.state(), ConnectionState::Error);
 }
+
+#[test]
+fn oversized_content_is_refused_before_it_is_copied_and_the_feed_goes_on() {
+    let mut bed = connected_with_main(22);
+    let levels = |n: usize| {
+        (0..n)
+            .map(|i| format!("[{}.5,{}]", 100 + i, i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let deep = format!(
+        r#"{{"type":"orderbook","sub":"main","seq":1,"symbol":"AAPL","bids":[{}],"asks":[{}],"timestamp":"2026-11-24T09:49:56.123Z"}}"#,
+        levels(100_000),
+        levels(1)
+    );
+    let long_symbol = format!(
+        r#"{{"type":"price","sub":"main","seq":2,"symbol":"{}","price":1.5,"timestamp":"2026-11-24T09:49:56.123Z"}}"#,
+        "X".repeat(1 << 20)
+    );
+    bed.feed(&deep);
+    bed.feed(&long_symbol);
+    bed.feed(&price_frame(3));
+    let shown: Vec<String> = bed.events.iter().map(support::describe_event).collect();
+    let errors: Vec<&String> = shown
+        .iter()
+        .filter(|e| e.starts_with("protocol error"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{shown:?}");
+    assert!(
+        errors[0].contains("order book of 100000 bids and 1 asks; the protocol allows 10 a side"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("(1048576 bytes)"), "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.len() < 300),
+        "errors keep excerpts only: {errors:?}"
+    );
+    assert!(shown.contains(&"data main #3".to_owned()), "{shown:?}");
+    assert_eq!(bed.client.state(), ConnectionState::Connected);
+}
