@@ -5,12 +5,21 @@
 /// The most characters of bad input an error keeps.
 pub const EXCERPT_CHARS: usize = 48;
 
+/// The most characters of a parser's explanation an error keeps.
+pub const DETAIL_CHARS: usize = 160;
+
 /// `text` itself when short, else its first [`EXCERPT_CHARS`] characters
 /// and how long the whole was.
 pub fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT_CHARS) {
+    cut(text, EXCERPT_CHARS)
+}
+
+/// `text` itself when at most `chars` characters, else its first `chars`
+/// and how long the whole was.
+pub fn cut(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         None => text.to_owned(),
-        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
     }
 }
 

@@ -292,13 +292,13 @@ pub enum DecodeError {
     #[error("unknown message type `{0}`")]
     UnknownType(String),
     /// A known `type` with missing or mistyped fields.
-    #[error("malformed `{kind}` message: {source}")]
+    #[error("malformed `{kind}` message: {detail}")]
     Malformed {
         /// The message type.
         kind: &'static str,
-        /// What serde_json found (shared, so the error can be cloned).
-        #[source]
-        source: std::sync::Arc<serde_json::Error>,
+        /// What serde_json found, cut to an excerpt (its messages quote the
+        /// offending value, which may be megabytes long).
+        detail: String,
     },
 }
 
@@ -329,9 +329,9 @@ struct TypeOnly<'a> {
 }
 
 fn parse<'a, T: Deserialize<'a>>(kind: &'static str, text: &'a str) -> Result<T, DecodeError> {
-    serde_json::from_str(text).map_err(|source| DecodeError::Malformed {
+    serde_json::from_str(text).map_err(|error| DecodeError::Malformed {
         kind,
-        source: source.into(),
+        detail: crate::excerpt::cut(&error.to_string(), crate::excerpt::DETAIL_CHARS),
     })
 }
 

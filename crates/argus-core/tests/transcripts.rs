@@ -696,15 +696,20 @@ fn oversized_content_is_refused_before_it_is_copied_and_the_feed_goes_on() {
         r#"{{"type":"price","sub":"main","seq":2,"symbol":"{}","price":1.5,"timestamp":"2026-11-24T09:49:56.123Z"}}"#,
         "X".repeat(1 << 20)
     );
+    let long_seq = format!(
+        r#"{{"type":"price","sub":"main","seq":"{}","symbol":"AAPL","price":1.5,"timestamp":"2026-11-24T09:49:56.123Z"}}"#,
+        "9".repeat(1 << 20)
+    );
     bed.feed(&deep);
     bed.feed(&long_symbol);
+    bed.feed(&long_seq);
     bed.feed(&price_frame(3));
     let shown: Vec<String> = bed.events.iter().map(support::describe_event).collect();
     let errors: Vec<&String> = shown
         .iter()
         .filter(|e| e.starts_with("protocol error"))
         .collect();
-    assert_eq!(errors.len(), 2, "{shown:?}");
+    assert_eq!(errors.len(), 3, "{shown:?}");
     assert!(
         errors[0].contains("order book of 100000 bids and 1 asks; the protocol allows 10 a side"),
         "{errors:?}"
