@@ -818,7 +818,7 @@ impl Client {
         self.phase = Phase::Live;
         self.timers[Timer::Connect as usize] = None;
         self.timers[Timer::Heartbeat as usize] = Some(now + self.config.heartbeat_interval);
-        self.connection_id = Some(welcome.connection_id.into_owned());
+        self.connection_id = Some(crate::excerpt::excerpt(&welcome.connection_id));
         self.connected_at = Some(now);
         if self.outage.after_loss {
             self.counters.reconnects += 1;
@@ -945,7 +945,7 @@ impl Client {
     fn on_error(&mut self, now: Instant, e: ErrorMessage<'_>) {
         let error = ServerError {
             code: e.code,
-            message: e.message.into_owned(),
+            message: crate::excerpt::cut(&e.message, crate::excerpt::DETAIL_CHARS),
         };
         if e.code == ErrorCode::ResumeFailed
             && let Some(fresh) = self.resuming.take()

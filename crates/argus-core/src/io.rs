@@ -352,7 +352,7 @@ impl fmt::Display for RequestKind {
 pub struct ServerError {
     /// The error code.
     pub code: ErrorCode,
-    /// The server's explanation.
+    /// The server's explanation (its first 160 characters, when longer).
     pub message: String,
 }
 
