@@ -115,7 +115,7 @@ async fn hand_loop(job: Job) -> Outcome {
             (start, cpu) = (Instant::now(), cpu_time());
         }
         let latency = job.latency.then(|| {
-            Timestamp::parse(tick.timestamp)
+            Timestamp::parse(&tick.timestamp)
                 .map(latency_of)
                 .unwrap_or(0.0)
         });
