@@ -25,9 +25,7 @@ fn decode(c: &mut Criterion) {
             g.bench_function("argus", |b| {
                 b.iter(|| ServerMessage::decode(black_box(&frame)).ok())
             });
-            g.bench_function("serde_json", |b| {
-                b.iter(|| hand_parse(black_box(&frame)))
-            });
+            g.bench_function("serde_json", |b| b.iter(|| hand_parse(black_box(&frame))));
             g.finish();
         }
     }
@@ -242,7 +240,8 @@ fn estimate_ns(group: &str, function: &str) -> Option<f64> {
         .join(group.replace('/', "_"))
         .join(function)
         .join("new/estimates.json");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     ["slope", "mean"]
         .iter()
         .find_map(|k| json[k]["point_estimate"].as_f64())

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use argus_async_std::AsyncStd;
 use argus_benches::hand_parse;
 use argus_client::{QueuePolicy, Runtime, WebSocketClient};
+use argus_core::wire::layout::Layout;
 use argus_core::{ConnectionConfig, DataType, MarketData, SubscriptionConfig, Timestamp};
 use argus_server::{FirehoseConfig, Server, ServerConfig};
 use argus_tokio::Tokio;
@@ -415,11 +416,43 @@ fn rss_table() {
     );
 }
 
+fn decode_only(args: &[String]) {
+    let layout: Layout = args
+        .first()
+        .map_or("reference", String::as_str)
+        .parse()
+        .expect("layout");
+    let serde = args.get(1).is_some_and(|a| a == "serde_json");
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let kind = args.get(3);
+    let frames: Vec<String> = argus_benches::frames(layout)
+        .into_iter()
+        .filter(|(k, _)| kind.is_none_or(|want| want == k))
+        .map(|(_, f)| f)
+        .collect();
+    for _ in 0..n {
+        for frame in &frames {
+            if serde {
+                std::hint::black_box(hand_parse(std::hint::black_box(frame)));
+            } else {
+                std::hint::black_box(argus_core::wire::ServerMessage::decode(
+                    std::hint::black_box(frame),
+                ))
+                .ok();
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => return serve(&args[1..]),
         Some("rss") => return rss(&args[1..]),
+        // `decode LAYOUT argus|serde_json N [TYPE]`: decodes the layout's
+        // corpus frames (of one type) N times each; run under callgrind for instruction
+        // counts (subtract N = 0).
+        Some("decode") => return decode_only(&args[1..]),
         // `once I N`: contender I alone, N messages; for profilers.
         Some("once") => {
             let index: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);

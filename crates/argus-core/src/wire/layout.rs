@@ -254,7 +254,9 @@ impl fmt::Display for Layout {
 
 /// A name that is not a layout's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown wire layout `{0}` (expected reference, python, shuffled, pretty, numbers or escaped)")]
+#[error(
+    "unknown wire layout `{0}` (expected reference, python, shuffled, pretty, numbers or escaped)"
+)]
 pub struct UnknownLayout(pub String);
 
 impl FromStr for Layout {
@@ -344,15 +346,64 @@ mod tests {
     }
 
     #[test]
+    fn every_layout_takes_the_scanner() {
+        let mut messages = sample_messages().to_vec();
+        for (price, text) in [
+            (-0.0, "\"quoted\" \\ back/slash"),
+            (1e300, "control\u{1}\t\n"),
+            (5e-324, "ünïcødé 😀"),
+            (123_456_789.123_456_78, ""),
+            (1e15, "x"),
+        ] {
+            messages.push(ServerMessage::Price(PriceTick {
+                sub: text.into(),
+                seq: u64::MAX,
+                symbol: text.into(),
+                price,
+                timestamp: text.into(),
+            }));
+        }
+        for message in &messages {
+            for layout in Layout::ALL {
+                let text = layout.write(message);
+                let super::super::scan::Scan::Data(decoded) = super::super::scan::scan(&text)
+                else {
+                    panic!("left to serde_json: {text}")
+                };
+                assert_eq!(format!("{decoded:?}"), format!("{message:?}"), "{text}");
+            }
+        }
+    }
+
+    #[test]
     fn layouts_look_as_documented() {
         let [price, _, book] = sample_messages();
-        assert!(Layout::Python.write(&price).starts_with(r#"{"type": "price", "sub": "main""#));
-        assert!(Layout::Shuffled.write(&price).starts_with(r#"{"timestamp":"#));
-        assert!(Layout::Numbers.write(&price).contains(r#""price":1.8953e2"#));
+        assert!(
+            Layout::Python
+                .write(&price)
+                .starts_with(r#"{"type": "price", "sub": "main""#)
+        );
+        assert!(
+            Layout::Shuffled
+                .write(&price)
+                .starts_with(r#"{"timestamp":"#)
+        );
+        assert!(
+            Layout::Numbers
+                .write(&price)
+                .contains(r#""price":1.8953e2"#)
+        );
         assert!(Layout::Numbers.write(&book).contains("[190,800]"));
-        assert!(Layout::Escaped.write(&price).contains(r#""symbol":"\u0041APL""#));
+        assert!(
+            Layout::Escaped
+                .write(&price)
+                .contains(r#""symbol":"\u0041APL""#)
+        );
         let pretty = Layout::Pretty.write(&book);
-        assert!(pretty.contains("\n  \"bids\": [\n    [\n      189.52,\n      300\n    ],"), "{pretty}");
+        assert!(
+            pretty.contains("\n  \"bids\": [\n    [\n      189.52,\n      300\n    ],"),
+            "{pretty}"
+        );
         let mut s = String::new();
         Layout::Escaped.write_str("a/b", &mut s);
         assert_eq!(s, r#""\u0061\/b""#);

@@ -64,6 +64,20 @@ enum Kind {
     OrderBook,
 }
 
+/// The members a data message may have.
+#[derive(Clone, Copy)]
+enum Key {
+    Type,
+    Sub,
+    Seq,
+    Symbol,
+    Timestamp,
+    Price,
+    Volume,
+    Bids,
+    Asks,
+}
+
 /// Every member a data message may have, as read so far.
 #[derive(Default)]
 struct Members<'a> {
@@ -121,26 +135,60 @@ impl<'a> Scanner<'a> {
     }
 
     /// The plain run of a string whose opening quote is consumed, up to
-    /// and not including the byte that stops it.
+    /// and not including the byte that stops it: eight bytes at a time,
+    /// then one at a time for the last few.
     #[inline(always)]
     fn plain_run(&mut self) -> Option<(usize, u8)> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
         let start = self.at;
-        let rest = self.bytes.get(start..)?;
+        let mut at = start;
+        while let Some(chunk) = self.bytes.get(at..at + 8) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            // A high bit in each byte that is a quote, a backslash or
+            // below 0x20 (and maybe in bytes above the first such byte,
+            // which the lowest set bit ignores).
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            let hits = (quote.wrapping_sub(ONES) & !quote
+                | backslash.wrapping_sub(ONES) & !backslash
+                | w.wrapping_sub(ONES * 0x20) & !w)
+                & HIGHS;
+            if hits != 0 {
+                at += (hits.trailing_zeros() / 8) as usize;
+                self.at = at;
+                return Some((start, self.bytes[at]));
+            }
+            at += 8;
+        }
+        let rest = self.bytes.get(at..)?;
         let len = rest.iter().position(|&b| STOPS_STRING[usize::from(b)])?;
-        self.at = start + len;
+        self.at = at + len;
         Some((start, rest[len]))
     }
 
-    /// A key without escapes (after whitespace), as bytes.
+    /// A member's key (after whitespace), when it is one a data message
+    /// has: matched by its first byte and its bytes, closing quote
+    /// included. Any other key (unknown, escaped) is `None`.
     #[inline(always)]
-    fn key(&mut self) -> Option<&'a [u8]> {
+    fn key(&mut self) -> Option<Key> {
         self.eat(b'"')?;
-        let (start, stop) = self.plain_run()?;
-        if stop != b'"' {
-            return None;
-        }
-        let key = &self.bytes[start..self.at];
-        self.at += 1;
+        let rest = self.bytes.get(self.at..)?;
+        let (key, len) = match *rest.first()? {
+            b't' if rest.starts_with(b"type\"") => (Key::Type, 4),
+            b't' if rest.starts_with(b"timestamp\"") => (Key::Timestamp, 9),
+            b's' if rest.starts_with(b"sub\"") => (Key::Sub, 3),
+            b's' if rest.starts_with(b"seq\"") => (Key::Seq, 3),
+            b's' if rest.starts_with(b"symbol\"") => (Key::Symbol, 6),
+            b'p' if rest.starts_with(b"price\"") => (Key::Price, 5),
+            b'v' if rest.starts_with(b"volume\"") => (Key::Volume, 6),
+            b'b' if rest.starts_with(b"bids\"") => (Key::Bids, 4),
+            b'a' if rest.starts_with(b"asks\"") => (Key::Asks, 4),
+            _ => return None,
+        };
+        self.at += len + 1;
         Some(key)
     }
 
@@ -196,8 +244,7 @@ impl<'a> Scanner<'a> {
                                     if !(0xDC00..=0xDFFF).contains(&low) {
                                         return None;
                                     }
-                                    let code =
-                                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                                    let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
                                     char::from_u32(code)?
                                 }
                                 _ => char::from_u32(unit)?,
@@ -379,9 +426,9 @@ impl<'a> Scanner<'a> {
     /// Reads one member's value into `m`. `Err` carries a control
     /// message's `type`.
     #[inline(always)]
-    fn member(&mut self, key: &[u8], m: &mut Members<'a>) -> Result<Option<()>, Cow<'a, str>> {
+    fn member(&mut self, key: Key, m: &mut Members<'a>) -> Result<Option<()>, Cow<'a, str>> {
         Ok(match key {
-            b"type" => {
+            Key::Type => {
                 let Some(kind) = self.string() else {
                     return Ok(None);
                 };
@@ -393,15 +440,14 @@ impl<'a> Scanner<'a> {
                 };
                 once(&mut m.kind, Some(kind))
             }
-            b"sub" => once(&mut m.sub, self.string()),
-            b"seq" => once(&mut m.seq, self.u64()),
-            b"symbol" => once(&mut m.symbol, self.string()),
-            b"timestamp" => once(&mut m.timestamp, self.string()),
-            b"price" => once(&mut m.price, self.f64()),
-            b"volume" => once(&mut m.volume, self.u64()),
-            b"bids" => once(&mut m.bids, self.levels()),
-            b"asks" => once(&mut m.asks, self.levels()),
-            _ => None,
+            Key::Sub => once(&mut m.sub, self.string()),
+            Key::Seq => once(&mut m.seq, self.u64()),
+            Key::Symbol => once(&mut m.symbol, self.string()),
+            Key::Timestamp => once(&mut m.timestamp, self.string()),
+            Key::Price => once(&mut m.price, self.f64()),
+            Key::Volume => once(&mut m.volume, self.u64()),
+            Key::Bids => once(&mut m.bids, self.levels()),
+            Key::Asks => once(&mut m.asks, self.levels()),
         })
     }
 }
@@ -584,7 +630,11 @@ mod tests {
             let Some(ServerMessage::Price(p)) = data(&frame) else {
                 panic!("{text}")
             };
-            assert_eq!(p.price.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+            assert_eq!(
+                p.price.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
         }
     }
 }
