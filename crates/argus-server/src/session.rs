@@ -279,7 +279,7 @@ impl Output {
                 timestamp,
             }),
         };
-        let text = Utf8Bytes::from(message.to_json());
+        let text = Utf8Bytes::from(self.shared.config.wire_style.write(&message));
         self.buffer.push_back((seq, now, text.clone()));
         self.prune(now);
         self.send(Out::Text(text), now);

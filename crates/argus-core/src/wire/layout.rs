@@ -17,7 +17,8 @@ use super::{Level, OrderBookSnapshot, PriceTick, ServerMessage, VolumeTick};
 /// A way to write a data message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Layout {
-    /// The reference server's: its member order (`type` first), compact.
+    /// The reference server's ([`ServerMessage::to_json`]): its member
+    /// order (`type` first), compact.
     #[default]
     Reference,
     /// Python's `json.dumps` default spacing: `", "` and `": "`.
@@ -61,6 +62,9 @@ impl Layout {
     /// Writes `message` in this layout. Messages other than data messages
     /// are written as the reference server writes them.
     pub fn write(self, message: &ServerMessage<'_>) -> String {
+        if self == Self::Reference {
+            return message.to_json();
+        }
         let (kind, members) = match message {
             ServerMessage::Price(PriceTick {
                 sub,
