@@ -14,8 +14,9 @@
 //! Strings: a plain run is borrowed from the frame; a string with escapes
 //! is decoded into an owned one, as serde_json does for `Cow<str>`.
 //! Numbers: integers are `0` or a digit 1–9 followed by digits, within
-//! `u64`; floats follow JSON's grammar, and a float whose digits fit in
-//! 2^53 with a decimal exponent within ±22 is converted exactly (Clinger's
+//! `u64`; floats follow JSON's grammar, and a float of at most 19 digits
+//! whose digits fit in 2^53, with a decimal exponent within ±22, is
+//! converted exactly (Clinger's
 //! fast path: one correctly rounded multiplication or division); the rest
 //! go to `str::parse`, which rounds correctly, as serde_json does with
 //! `float_roundtrip`.
@@ -64,20 +65,6 @@ enum Kind {
     OrderBook,
 }
 
-/// The members a data message may have.
-#[derive(Clone, Copy)]
-enum Key {
-    Type,
-    Sub,
-    Seq,
-    Symbol,
-    Timestamp,
-    Price,
-    Volume,
-    Bids,
-    Asks,
-}
-
 /// Every member a data message may have, as read so far.
 #[derive(Default)]
 struct Members<'a> {
@@ -119,6 +106,15 @@ impl<'a> Scanner<'a> {
     /// Skips JSON whitespace, and returns the byte after it.
     #[inline(always)]
     fn skip_ws(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        if b > b' ' {
+            return Some(b);
+        }
+        self.skip_ws_slow()
+    }
+
+    #[cold]
+    fn skip_ws_slow(&mut self) -> Option<u8> {
         loop {
             let b = self.peek()?;
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
@@ -167,29 +163,6 @@ impl<'a> Scanner<'a> {
         let len = rest.iter().position(|&b| STOPS_STRING[usize::from(b)])?;
         self.at = at + len;
         Some((start, rest[len]))
-    }
-
-    /// A member's key (after whitespace), when it is one a data message
-    /// has: matched by its first byte and its bytes, closing quote
-    /// included. Any other key (unknown, escaped) is `None`.
-    #[inline(always)]
-    fn key(&mut self) -> Option<Key> {
-        self.eat(b'"')?;
-        let rest = self.bytes.get(self.at..)?;
-        let (key, len) = match *rest.first()? {
-            b't' if rest.starts_with(b"type\"") => (Key::Type, 4),
-            b't' if rest.starts_with(b"timestamp\"") => (Key::Timestamp, 9),
-            b's' if rest.starts_with(b"sub\"") => (Key::Sub, 3),
-            b's' if rest.starts_with(b"seq\"") => (Key::Seq, 3),
-            b's' if rest.starts_with(b"symbol\"") => (Key::Symbol, 6),
-            b'p' if rest.starts_with(b"price\"") => (Key::Price, 5),
-            b'v' if rest.starts_with(b"volume\"") => (Key::Volume, 6),
-            b'b' if rest.starts_with(b"bids\"") => (Key::Bids, 4),
-            b'a' if rest.starts_with(b"asks\"") => (Key::Asks, 4),
-            _ => return None,
-        };
-        self.at += len + 1;
-        Some(key)
     }
 
     /// A string (after whitespace): borrowed when plain, decoded when it
@@ -280,24 +253,17 @@ impl<'a> Scanner<'a> {
         Some(unit)
     }
 
-    /// Digits from the cursor, folded into `acc` while it stays at or
-    /// below 2^53 (`exact` turns false past that); returns how many.
+    /// Digits from the cursor, folded into `acc` (wrapping: the caller
+    /// checks how many there were); returns how many.
     #[inline(always)]
-    fn digits(&mut self, acc: &mut u64, exact: &mut bool) -> usize {
+    fn digits(&mut self, acc: &mut u64) -> usize {
         let start = self.at;
         while let Some(&b) = self.bytes.get(self.at) {
             let d = b.wrapping_sub(b'0');
             if d >= 10 {
                 break;
             }
-            if *exact {
-                let next = *acc * 10 + u64::from(d);
-                if next > 1 << 53 {
-                    *exact = false;
-                } else {
-                    *acc = next;
-                }
-            }
+            *acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
             self.at += 1;
         }
         self.at - start
@@ -338,56 +304,62 @@ impl<'a> Scanner<'a> {
         if negative {
             self.at += 1;
         }
-        let (mut mantissa, mut exact) = (0u64, true);
-        match self.peek()? {
-            b'0' => self.at += 1,
-            b'1'..=b'9' => {
-                self.digits(&mut mantissa, &mut exact);
+        let mut mantissa = 0u64;
+        let mut digits = match self.peek()? {
+            b'0' => {
+                self.at += 1;
+                0
             }
+            b'1'..=b'9' => self.digits(&mut mantissa),
             _ => return None,
-        }
+        };
         let mut exponent: i64 = 0;
         if self.peek() == Some(b'.') {
             self.at += 1;
-            let n = self.digits(&mut mantissa, &mut exact);
+            let n = self.digits(&mut mantissa);
             if n == 0 {
                 return None;
             }
-            exponent -= n as i64;
+            digits += n;
+            exponent = -(n as i64);
         }
+        let mut exact = digits <= 19;
         if let Some(b'e' | b'E') = self.peek() {
             self.at += 1;
-            let sign = match self.peek() {
+            let negative_exponent = match self.peek() {
                 Some(b'-') => {
                     self.at += 1;
-                    -1
+                    true
                 }
                 Some(b'+') => {
                     self.at += 1;
-                    1
+                    false
                 }
-                _ => 1,
+                _ => false,
             };
-            let (mut e, mut e_fits) = (0u64, true);
-            if self.digits(&mut e, &mut e_fits) == 0 {
-                return None;
+            let mut e = 0;
+            match self.digits(&mut e) {
+                0 => return None,
+                1..=4 => {}
+                _ => exact = false,
             }
-            if !e_fits {
-                exact = false;
-            }
-            exponent += sign * e as i64;
-        }
-        if exact {
-            let value = if (0..=22).contains(&exponent) {
-                Some(mantissa as f64 * EXACT_POWERS[exponent as usize])
-            } else if (-22..0).contains(&exponent) {
-                Some(mantissa as f64 / EXACT_POWERS[(-exponent) as usize])
+            exponent += if negative_exponent {
+                -(e as i64)
             } else {
-                None
+                e as i64
             };
-            if let Some(v) = value {
-                return Some(if negative { -v } else { v });
-            }
+        }
+        // At most 19 digits cannot wrap a u64; up to 2^53 they are exact
+        // in an f64, and so is a power of ten up to 1e22: one operation
+        // then rounds correctly (Clinger's fast path).
+        if exact && mantissa <= 1 << 53 && (-22..=22).contains(&exponent) {
+            let m = mantissa as f64;
+            let v = if exponent >= 0 {
+                m * EXACT_POWERS[exponent as usize]
+            } else {
+                m / EXACT_POWERS[(-exponent) as usize]
+            };
+            return Some(if negative { -v } else { v });
         }
         // Only ASCII was consumed: both ends are char boundaries.
         self.text
@@ -423,13 +395,28 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Reads one member's value into `m`. `Err` carries a control
-    /// message's `type`.
+    /// Consumes a key of `len` bytes, its closing quote and the colon.
     #[inline(always)]
-    fn member(&mut self, key: Key, m: &mut Members<'a>) -> Result<Option<()>, Cow<'a, str>> {
-        Ok(match key {
-            Key::Type => {
-                let Some(kind) = self.string() else {
+    fn colon(&mut self, len: usize) -> Option<()> {
+        self.at += len + 1;
+        self.eat(b':')
+    }
+
+    /// Reads one member (after whitespace) into `m`: the key matched by
+    /// its first byte and its bytes (closing quote included), then its
+    /// value. Any other key (unknown, escaped) gives up. `Err` carries a
+    /// control message's `type`.
+    #[inline(always)]
+    fn member(&mut self, m: &mut Members<'a>) -> Result<Option<()>, Cow<'a, str>> {
+        if self.eat(b'"').is_none() {
+            return Ok(None);
+        }
+        let Some(rest) = self.bytes.get(self.at..) else {
+            return Ok(None);
+        };
+        Ok(match rest.first() {
+            Some(b't') if rest.starts_with(b"type\"") => {
+                let Some(kind) = self.colon(4).and_then(|()| self.string()) else {
                     return Ok(None);
                 };
                 let kind = match &*kind {
@@ -440,14 +427,31 @@ impl<'a> Scanner<'a> {
                 };
                 once(&mut m.kind, Some(kind))
             }
-            Key::Sub => once(&mut m.sub, self.string()),
-            Key::Seq => once(&mut m.seq, self.u64()),
-            Key::Symbol => once(&mut m.symbol, self.string()),
-            Key::Timestamp => once(&mut m.timestamp, self.string()),
-            Key::Price => once(&mut m.price, self.f64()),
-            Key::Volume => once(&mut m.volume, self.u64()),
-            Key::Bids => once(&mut m.bids, self.levels()),
-            Key::Asks => once(&mut m.asks, self.levels()),
+            Some(b't') if rest.starts_with(b"timestamp\"") => self
+                .colon(9)
+                .and_then(|()| once(&mut m.timestamp, self.string())),
+            Some(b's') if rest.starts_with(b"sub\"") => {
+                self.colon(3).and_then(|()| once(&mut m.sub, self.string()))
+            }
+            Some(b's') if rest.starts_with(b"seq\"") => {
+                self.colon(3).and_then(|()| once(&mut m.seq, self.u64()))
+            }
+            Some(b's') if rest.starts_with(b"symbol\"") => self
+                .colon(6)
+                .and_then(|()| once(&mut m.symbol, self.string())),
+            Some(b'p') if rest.starts_with(b"price\"") => {
+                self.colon(5).and_then(|()| once(&mut m.price, self.f64()))
+            }
+            Some(b'v') if rest.starts_with(b"volume\"") => {
+                self.colon(6).and_then(|()| once(&mut m.volume, self.u64()))
+            }
+            Some(b'b') if rest.starts_with(b"bids\"") => self
+                .colon(4)
+                .and_then(|()| once(&mut m.bids, self.levels())),
+            Some(b'a') if rest.starts_with(b"asks\"") => self
+                .colon(4)
+                .and_then(|()| once(&mut m.asks, self.levels())),
+            _ => None,
         })
     }
 }
@@ -477,10 +481,7 @@ fn read_object<'a>(s: &mut Scanner<'a>, m: &mut Members<'a>) -> Result<Option<()
         return Ok(None);
     }
     loop {
-        let Some(key) = s.key() else {
-            return Ok(None);
-        };
-        if s.eat(b':').is_none() || s.member(key, m)?.is_none() {
+        if s.member(m)?.is_none() {
             return Ok(None);
         }
         match s.skip_ws() {
