@@ -4,31 +4,36 @@
 #![allow(missing_docs, clippy::disallowed_methods)]
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use argus_benches::{ORDERBOOK, PRICE, VOLUME, hand_parse};
+use argus_benches::{frames, hand_parse};
 use argus_core::wire::ServerMessage;
+use argus_core::wire::layout::Layout;
 use argus_core::{
     Backoff, Client, ConnectionConfig, DataType, Event, Input, SubscriptionConfig, Transmit,
 };
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 
+/// Decoding every corpus frame, argus-core next to serde_json into a
+/// borrowed struct, the two measured back to back for each frame.
 fn decode(c: &mut Criterion) {
-    for (name, frame) in [
-        ("price", PRICE),
-        ("volume", VOLUME),
-        ("orderbook", ORDERBOOK),
-    ] {
-        let mut g = c.benchmark_group(format!("decode/{name}"));
-        g.throughput(Throughput::Bytes(frame.len() as u64));
-        g.bench_function("argus", |b| {
-            b.iter(|| ServerMessage::decode(black_box(frame)).ok())
-        });
-        g.bench_function("hand-written serde_json", |b| {
-            b.iter(|| hand_parse(black_box(frame)))
-        });
-        g.finish();
+    for layout in Layout::ALL {
+        for (kind, frame) in frames(layout) {
+            let mut g = c.benchmark_group(format!("decode/{layout}/{kind}"));
+            g.throughput(Throughput::Bytes(frame.len() as u64));
+            g.bench_function("argus", |b| {
+                b.iter(|| ServerMessage::decode(black_box(&frame)).ok())
+            });
+            g.bench_function("serde_json", |b| b.iter(|| hand_parse(black_box(&frame))));
+            g.finish();
+        }
     }
+    assert_eq!(
+        argus_core::wire::fallback_decodes(),
+        0,
+        "a corpus frame took the serde_json fallback"
+    );
 }
 
 const WELCOME: &str = r#"{"type":"welcome","connection_id":"c1","session":"s1","protocol":1,"server_time":"2026-11-24T09:49:56.000Z"}"#;
@@ -78,7 +83,8 @@ fn data_path(c: &mut Criterion) {
     let now = Instant::now();
     let mut g = c.benchmark_group("core/data-frame");
     g.throughput(Throughput::Elements(1));
-    for (name, template) in [("price", PRICE), ("orderbook", ORDERBOOK)] {
+    let [(_, price), _, (_, book)] = frames(Layout::Reference);
+    for (name, template) in [("price", price), ("orderbook", book)] {
         let mut client = live_client(1, now);
         let frame = template.replace(r#""sub":"main""#, r#""sub":"s0""#);
         let prefix_end = frame.find(r#""seq":"#).unwrap() + 6;
@@ -208,4 +214,69 @@ fn timers(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode, data_path, subscriptions, timers);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    decode_table();
+}
+
+/// Where criterion keeps its results: `$CRITERION_HOME`, else the target
+/// directory's `criterion`, as criterion itself decides.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("criterion")
+}
+
+/// A benchmark's typical time in ns (the slope estimate, else the mean),
+/// from the run that just ended.
+fn estimate_ns(group: &str, function: &str) -> Option<f64> {
+    let path = criterion_dir()
+        .join(group.replace('/', "_"))
+        .join(function)
+        .join("new/estimates.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    ["slope", "mean"]
+        .iter()
+        .find_map(|k| json[k]["point_estimate"].as_f64())
+}
+
+/// The decode results as one table per layout: ns a message and the ratio
+/// to serde_json.
+fn decode_table() {
+    let mut rows = Vec::new();
+    for layout in Layout::ALL {
+        for (kind, frame) in frames(layout) {
+            let group = format!("decode/{layout}/{kind}");
+            if let (Some(ours), Some(theirs)) = (
+                estimate_ns(&group, "argus"),
+                estimate_ns(&group, "serde_json"),
+            ) {
+                rows.push(format!(
+                    "| {layout} | {kind} | {} | {ours:.1} | {theirs:.1} | {:.2}× |",
+                    frame.len(),
+                    ours / theirs
+                ));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!("\n### Decode per layout (ns a message; serde_json into a borrowed struct)\n");
+    println!("| layout | type | bytes | argus-core | serde_json | ratio |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
+    println!(
+        "\nData frames left to serde_json during the run: {}",
+        argus_core::wire::fallback_decodes()
+    );
+}

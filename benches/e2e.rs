@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use argus_async_std::AsyncStd;
 use argus_benches::hand_parse;
 use argus_client::{QueuePolicy, Runtime, WebSocketClient};
+use argus_core::wire::layout::Layout;
 use argus_core::{ConnectionConfig, DataType, MarketData, SubscriptionConfig, Timestamp};
 use argus_server::{FirehoseConfig, Server, ServerConfig};
 use argus_tokio::Tokio;
@@ -115,7 +116,7 @@ async fn hand_loop(job: Job) -> Outcome {
             (start, cpu) = (Instant::now(), cpu_time());
         }
         let latency = job.latency.then(|| {
-            Timestamp::parse(tick.timestamp)
+            Timestamp::parse(&tick.timestamp)
                 .map(latency_of)
                 .unwrap_or(0.0)
         });
@@ -228,7 +229,8 @@ impl Drop for ServerProcess {
     }
 }
 
-/// `serve [--rate N] [--total N] [--ticks]`: a server until stdin closes.
+/// `serve [--rate N] [--total N] [--ticks] [--wire-style LAYOUT]`: a server
+/// until stdin closes.
 fn serve(args: &[String]) {
     let value = |name: &str| {
         args.iter()
@@ -242,6 +244,9 @@ fn serve(args: &[String]) {
     // against one hostile address.
     config.max_connections_per_ip = usize::MAX;
     config.max_connections_per_key = usize::MAX;
+    if let Some(i) = args.iter().position(|a| a == "--wire-style") {
+        config.wire_style = args[i + 1].parse().expect("a layout");
+    }
     if !args.iter().any(|a| a == "--ticks") {
         config.firehose = Some(FirehoseConfig {
             rate: value("--rate"),
@@ -286,40 +291,63 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The throughput of every contender on every corpus layout: one server
+/// per layout, and rounds that run each contender on each layout in turn,
+/// so that a change in the machine's load falls on all of them alike.
 fn throughput(runs: usize, count: u64) {
-    let server = ServerProcess::start(&["--total", &count.to_string()]);
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
-    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    let servers: Vec<(Layout, ServerProcess)> = Layout::ALL
+        .iter()
+        .map(|&layout| {
+            let args = ["--total", &count.to_string(), "--wire-style", layout.name()];
+            (layout, ServerProcess::start(&args))
+        })
+        .collect();
+    // [layout][contender] -> one figure a round.
+    let mut rates = vec![vec![Vec::new(); CONTENDERS.len()]; servers.len()];
+    let mut cpus = rates.clone();
     let rt = runtime();
+    let fallbacks = argus_core::wire::fallback_decodes();
     for _ in 0..runs {
-        for (i, (_, run)) in CONTENDERS.iter().enumerate() {
-            let job = Job {
-                url: server.url.clone(),
-                count,
-                latency: false,
-            };
-            let o = rt.block_on(run(job));
-            rates[i].push(count as f64 / o.elapsed.as_secs_f64());
-            cpus[i].push(o.cpu.as_secs_f64() / count as f64 * 1e6);
+        for (l, (_, server)) in servers.iter().enumerate() {
+            for (i, (_, run)) in CONTENDERS.iter().enumerate() {
+                let job = Job {
+                    url: server.url.clone(),
+                    count,
+                    latency: false,
+                };
+                let o = rt.block_on(run(job));
+                rates[l][i].push(count as f64 / o.elapsed.as_secs_f64());
+                cpus[l][i].push(o.cpu.as_secs_f64() / count as f64 * 1e6);
+            }
         }
     }
     println!(
-        "\n### Throughput: firehose to a counting handler ({count} messages a run, {runs} runs)\n"
+        "\n### Throughput per layout: firehose to a counting handler ({count} messages a run, {runs} rounds, interleaved)\n"
     );
-    println!("| client | msg/s median | min – max | ratio to limit | CPU s per M msgs |");
-    println!("|---|---:|---:|---:|---:|");
-    let limit = median_min_max(rates[0].clone()).0;
-    for (i, (name, _)) in CONTENDERS.iter().enumerate() {
-        let (med, min, max) = median_min_max(rates[i].clone());
-        let (cpu, _, _) = median_min_max(cpus[i].clone());
-        println!(
-            "| {name} | {:.2} M | {:.2} – {:.2} M | {:.2}× | {cpu:.3} |",
-            med / 1e6,
-            min / 1e6,
-            max / 1e6,
-            med / limit
-        );
+    println!(
+        "| layout | client | msg/s median | min – max | ratio to limit | CPU s per M msgs | CPU ratio |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (l, (layout, _)) in servers.iter().enumerate() {
+        let limit = median_min_max(rates[l][0].clone()).0;
+        let limit_cpu = median_min_max(cpus[l][0].clone()).0;
+        for (i, (name, _)) in CONTENDERS.iter().enumerate() {
+            let (med, min, max) = median_min_max(rates[l][i].clone());
+            let (cpu, _, _) = median_min_max(cpus[l][i].clone());
+            println!(
+                "| {layout} | {name} | {:.2} M | {:.2} – {:.2} M | {:.2}× | {cpu:.3} | {:.2}× |",
+                med / 1e6,
+                min / 1e6,
+                max / 1e6,
+                med / limit,
+                cpu / limit_cpu
+            );
+        }
     }
+    println!(
+        "\nData frames the Argus clients left to serde_json: {}",
+        argus_core::wire::fallback_decodes() - fallbacks
+    );
 }
 
 fn latency(runs: usize, rate: u64, seconds: u64) {
@@ -342,18 +370,19 @@ fn latency(runs: usize, rate: u64, seconds: u64) {
         }
     }
     println!(
-        "\n### Latency at {rate} msg/s ({seconds} s a run, {runs} runs; server timestamp to handler)\n"
+        "\n### Latency at {rate} msg/s, paced ({seconds} s a run, {runs} rounds, interleaved; server timestamp to handler)\n"
     );
-    println!("| client | p50 µs | p99 µs | client CPU % of a core |");
-    println!("|---|---:|---:|---:|");
+    println!("| client | p50 µs | p99 µs | p99.9 µs | client CPU % of a core |");
+    println!("|---|---:|---:|---:|---:|");
     for (i, (name, _)) in CONTENDERS.iter().enumerate() {
         let mut v = std::mem::take(&mut all[i]);
         v.sort_by(f64::total_cmp);
         let (cpu, _, _) = median_min_max(cpus[i].clone());
         println!(
-            "| {name} | {:.1} | {:.1} | {cpu:.1} |",
+            "| {name} | {:.1} | {:.1} | {:.1} | {cpu:.1} |",
             percentile(&v, 0.5),
-            percentile(&v, 0.99)
+            percentile(&v, 0.99),
+            percentile(&v, 0.999)
         );
     }
 }
@@ -419,16 +448,50 @@ fn rss_table() {
     );
 }
 
+fn decode_only(args: &[String]) {
+    let layout: Layout = args
+        .first()
+        .map_or("reference", String::as_str)
+        .parse()
+        .expect("layout");
+    let serde = args.get(1).is_some_and(|a| a == "serde_json");
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let kind = args.get(3);
+    let frames: Vec<String> = argus_benches::frames(layout)
+        .into_iter()
+        .filter(|(k, _)| kind.is_none_or(|want| want == k))
+        .map(|(_, f)| f)
+        .collect();
+    for _ in 0..n {
+        for frame in &frames {
+            if serde {
+                std::hint::black_box(hand_parse(std::hint::black_box(frame)));
+            } else {
+                std::hint::black_box(argus_core::wire::ServerMessage::decode(
+                    std::hint::black_box(frame),
+                ))
+                .ok();
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => return serve(&args[1..]),
         Some("rss") => return rss(&args[1..]),
-        // `once I N`: contender I alone, N messages; for profilers.
+        // `decode LAYOUT argus|serde_json N [TYPE]`: decodes the layout's
+        // corpus frames (of one type) N times each; run under callgrind for instruction
+        // counts (subtract N = 0).
+        Some("decode") => return decode_only(&args[1..]),
+        // `once I N [LAYOUT]`: contender I alone, N messages; for profilers.
         Some("once") => {
             let index: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);
             let count: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-            let server = ServerProcess::start(&["--total", &count.to_string()]);
+            let layout = args.get(3).map_or("reference", String::as_str);
+            let server =
+                ServerProcess::start(&["--total", &count.to_string(), "--wire-style", layout]);
             let job = Job {
                 url: server.url.clone(),
                 count,
@@ -446,9 +509,9 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let (runs, count, seconds) = if quick {
-        (2, 300_000, 1)
+        (2, 200_000, 1)
     } else {
-        (5, 3_000_000, 3)
+        (5, 2_000_000, 3)
     };
     println!(
         "## End to end on loopback{}\n",
@@ -464,7 +527,7 @@ fn main() {
         }
     );
     throughput(runs, count);
-    for rate in [10_000, 50_000] {
+    for rate in [10_000, 50_000, 200_000] {
         latency(if quick { 1 } else { runs }, rate, seconds);
     }
     rss_table();

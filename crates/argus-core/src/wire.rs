@@ -3,20 +3,39 @@
 //! Server messages decode from a text frame with [`ServerMessage::decode`],
 //! borrowing strings from the frame. The decoder reads the `type` field first
 //! and then parses straight into the matching struct, which measured about
-//! twice as fast as an internally tagged enum. Data messages in the shape a
-//! server writes take a one-pass scanner instead (several times faster than
-//! serde_json, and checked against it); anything else goes to serde_json. Client messages encode with
+//! twice as fast as an internally tagged enum. Data messages take a one-pass
+//! scanner instead, whatever their member order and whitespace (faster than
+//! serde_json, and checked against it on every layout of [`layout`]);
+//! anything it does not read goes to serde_json, counted by
+//! [`fallback_decodes`]. Client messages encode with
 //! [`ClientMessage::to_json`]. The reference server uses the same types in the
 //! other direction.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use crate::subscription::DataType;
 
+pub mod layout;
 mod scan;
+
+use scan::Scan;
+
+/// Data frames the scanner left to serde_json in this process.
+static FALLBACK_DECODES: AtomicU64 = AtomicU64::new(0);
+
+/// How many data frames [`ServerMessage::decode`] has left to serde_json
+/// in this process: frames in a shape the scanner does not read (an unknown
+/// or repeated member, an escaped key, a number out of range) and malformed
+/// ones. It stays at zero on every layout of [`layout`]; a counter that
+/// grows with the message count means a server writes a shape the fast path
+/// does not read.
+pub fn fallback_decodes() -> u64 {
+    FALLBACK_DECODES.load(Ordering::Relaxed)
+}
 
 /// The WebSocket subprotocol a client offers and a server selects.
 pub const SUBPROTOCOL: &str = "argus.v1";
@@ -309,19 +328,6 @@ impl DecodeError {
     }
 }
 
-/// Reads the `type` of a frame without parsing the rest, when it is the
-/// object's first field (as every Argus server writes it).
-fn peek_type(text: &str) -> Option<&str> {
-    const PREFIX: &[u8] = br#"{"type":""#;
-    let bytes = text.as_bytes();
-    let rest = bytes.strip_prefix(PREFIX)?;
-    let len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
-    if rest[len] != b'"' {
-        return None;
-    }
-    text.get(PREFIX.len()..PREFIX.len() + len)
-}
-
 #[derive(Deserialize)]
 struct TypeOnly<'a> {
     #[serde(borrow, rename = "type")]
@@ -337,25 +343,32 @@ fn parse<'a, T: Deserialize<'a>>(kind: &'static str, text: &'a str) -> Result<T,
 
 impl<'a> ServerMessage<'a> {
     /// Decodes one text frame, borrowing strings from it where it can.
+    ///
+    /// Data messages take the scanner (any member order, any whitespace);
+    /// what it leaves, and control messages, serde_json parses. Data frames
+    /// left to serde_json are counted by [`fallback_decodes`].
     pub fn decode(text: &'a str) -> Result<Self, DecodeError> {
         let owned_kind;
-        let kind = match peek_type(text) {
-            Some(kind) => kind,
-            None => {
+        let kind = match scan::scan(text) {
+            Scan::Data(message) => return Ok(message),
+            Scan::Other(kind) => {
+                owned_kind = kind;
+                &*owned_kind
+            }
+            Scan::Unsure => {
                 owned_kind = serde_json::from_str::<TypeOnly<'_>>(text)
                     .map_err(|_| DecodeError::MissingType)?
                     .kind;
                 &*owned_kind
             }
         };
+        if matches!(kind, "price" | "volume" | "orderbook") {
+            FALLBACK_DECODES.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(match kind {
-            // Data messages take the scanner when they have the shape a
-            // server writes, serde_json otherwise (see `scan`).
-            "price" => Self::Price(scan::price(text).map_or_else(|| parse("price", text), Ok)?),
-            "volume" => Self::Volume(scan::volume(text).map_or_else(|| parse("volume", text), Ok)?),
-            "orderbook" => Self::OrderBook(
-                scan::order_book(text).map_or_else(|| parse("orderbook", text), Ok)?,
-            ),
+            "price" => Self::Price(parse("price", text)?),
+            "volume" => Self::Volume(parse("volume", text)?),
+            "orderbook" => Self::OrderBook(parse("orderbook", text)?),
             "welcome" => Self::Welcome(parse("welcome", text)?),
             "subscribed" => Self::Subscribed(parse("subscribed", text)?),
             "unsubscribed" => Self::Unsubscribed(parse("unsubscribed", text)?),

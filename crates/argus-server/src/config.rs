@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use argus_core::wire::layout::Layout;
 use argus_core::{ApiKey, Symbol};
 
 /// Default listen address, `127.0.0.1:8000`.
@@ -80,6 +81,10 @@ pub struct ServerConfig {
     pub replay: Option<PathBuf>,
     /// Serve every subscription from a firehose instead of the market.
     pub firehose: Option<FirehoseConfig>,
+    /// How data messages are written: the reference layout by default, or
+    /// another server's (Python spacing, members in another order, ...), so
+    /// that tests and benchmarks see what a client of another server sees.
+    pub wire_style: Layout,
     /// Serve `wss://` with this certificate and key.
     pub tls: Option<TlsConfig>,
     /// How long a session outlives its connection.
@@ -159,6 +164,7 @@ impl Default for ServerConfig {
             seed: 42,
             replay: None,
             firehose: None,
+            wire_style: Layout::Reference,
             tls: None,
             session_ttl: Duration::from_secs(60),
             replay_buffer_messages: 10_000,

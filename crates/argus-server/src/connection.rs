@@ -415,7 +415,10 @@ async fn serve<S>(
         io: io.clone(),
     };
     let grace = shared.config.close_timeout;
-    let firehose = shared.config.firehose.map(Firehose::new);
+    let firehose = shared
+        .config
+        .firehose
+        .map(|f| Firehose::new(f, shared.config.wire_style));
     let mut writer = Box::pin(write_loop(
         sink,
         outbox.clone(),
@@ -793,6 +796,11 @@ impl Reader<'_> {
     }
 }
 
+/// A paced firehose sleeps on the runtime's timer (1 ms grain) until this
+/// long before a message is due, then spins, so that every message leaves
+/// at its own instant.
+const PACING_SPIN: std::time::Duration = std::time::Duration::from_millis(2);
+
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
     outbox: Arc<Outbox>,
@@ -862,10 +870,16 @@ where
             Next::WaitUntil(at) => Some(at),
             _ => None,
         };
+        if wake_at.is_some_and(|at| at <= Instant::now() + PACING_SPIN) {
+            // The next paced message is due sooner than the timer's grain:
+            // spin, letting the runtime's other tasks and the reactor run.
+            tokio::task::yield_now().await;
+            continue;
+        }
         tokio::select! {
             _ = outbox.wait() => {}
             _ = silence.changed() => {}
-            _ = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {}
+            _ = tokio::time::sleep_until(wake_at.map_or_else(Instant::now, |at| at - PACING_SPIN)), if wake_at.is_some() => {}
             // A write the reader started (a pong) is stuck: flush it here, so
             // that the paused reader resumes once the client reads again.
             _ = io.blocked.notified() => {

@@ -1,16 +1,21 @@
 //! The firehose: pre-encoded data messages written as fast as the socket
 //! takes them, or at a fixed rate.
 //!
-//! Each (symbol, data type) of a subscription is encoded once with the core's
-//! wire types, with markers where `seq` and `timestamp` go; a message is then
-//! the template's pieces with the two values spliced in. The connection's
-//! writer owns the firehose, so messages are produced only when the socket
-//! can take them.
+//! Each (symbol, data type) of a subscription is encoded once in the
+//! server's wire style, with markers where `seq` and `timestamp` go; a
+//! message is then the template's pieces with the two values spliced in.
+//! The connection's writer owns the firehose, so messages are produced only
+//! when the socket can take them.
+//!
+//! Paced, every message is due at its own instant (`n / rate` after the
+//! run's start), is stamped when it is written, and goes out in a write of
+//! its own: no bursts that share one wake-up and one timestamp.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use argus_core::wire::layout::Layout;
 use argus_core::wire::{OrderBookSnapshot, PriceTick, ServerMessage, VolumeTick};
 use argus_core::{DataType, SubscriptionId, Symbol};
 use bytes::BytesMut;
@@ -63,7 +68,7 @@ struct Template {
 }
 
 impl Template {
-    fn new(sub: &SubscriptionId, item: &FirehoseItem) -> Self {
+    fn new(sub: &SubscriptionId, item: &FirehoseItem, layout: Layout) -> Self {
         let sub = Cow::Borrowed(sub.as_str());
         let symbol = Cow::Borrowed(item.symbol.as_str());
         let timestamp = Cow::Borrowed(TS_MARK);
@@ -91,10 +96,12 @@ impl Template {
                 timestamp,
             }),
         };
-        let json = message.to_json();
-        let seq_text = format!("\"seq\":{SEQ_MARK}");
-        let seq_at = json.find(&seq_text).map(|i| (i + 6, i + seq_text.len()));
-        let ts_at = json.find(TS_MARK).map(|i| (i, i + TS_MARK.len()));
+        let json = layout.write(&message);
+        let seq_text = SEQ_MARK.to_string();
+        let seq_at = json.find(&seq_text).map(|i| (i, i + seq_text.len()));
+        let mut ts_text = String::new();
+        layout.write_str(TS_MARK, &mut ts_text);
+        let ts_at = json.find(&ts_text).map(|i| (i, i + ts_text.len()));
         let (Some(seq_at), Some(ts_at)) = (seq_at, ts_at) else {
             unreachable!("a data message always has seq and timestamp")
         };
@@ -116,7 +123,8 @@ impl Template {
         }
     }
 
-    /// Appends the message with `seq` and `timestamp` spliced in.
+    /// Appends the message with `seq` and `timestamp` (a JSON string,
+    /// quotes included) spliced in.
     fn render_into(&self, out: &mut BytesMut, seq: u64, timestamp: &str) {
         out.extend_from_slice(self.pieces[0].as_bytes());
         if self.seq_first {
@@ -176,14 +184,18 @@ pub(crate) struct Firehose {
     sent: u64,
     /// Start of the current pacing run: (when, messages sent before it).
     origin: Option<(Instant, u64)>,
+    /// How messages are written.
+    layout: Layout,
+    /// The stamp of the next messages, as a JSON string in `layout`.
     timestamp: String,
     chunk: BytesMut,
 }
 
 impl Firehose {
-    pub(crate) fn new(config: FirehoseConfig) -> Self {
+    pub(crate) fn new(config: FirehoseConfig, layout: Layout) -> Self {
         Self {
             config,
+            layout,
             streams: Vec::new(),
             next_stream: 0,
             seq: 0,
@@ -201,7 +213,7 @@ impl Firehose {
                 let templates: Vec<Template> = sub
                     .items
                     .iter()
-                    .map(|i| Template::new(&sub.id, i))
+                    .map(|i| Template::new(&sub.id, i, self.layout))
                     .collect();
                 if !templates.is_empty() {
                     self.streams.push(Stream {
@@ -221,7 +233,8 @@ impl Firehose {
         }
     }
 
-    /// How many messages to write now, or how long to wait.
+    /// How many messages to write now (paced: one, each in its own write),
+    /// or until when to wait.
     pub(crate) fn next(&mut self, now: Instant) -> Next {
         let left = self
             .config
@@ -236,28 +249,28 @@ impl Firehose {
         let (t0, s0) = *self.origin.get_or_insert((now, self.sent));
         let due = s0 + (rate as f64 * now.duration_since(t0).as_secs_f64()) as u64;
         if due > self.sent {
-            if due - self.sent > rate / 10 + BATCH {
-                // Far behind (the writer was blocked or silent): start a new run
-                // instead of bursting to catch up.
-                self.origin = Some((now, self.sent));
-                return Next::Send(1);
+            if due - self.sent > 1 + rate / 1000 {
+                // More than a millisecond behind (the writer was blocked, or
+                // the thread preempted): start a new run instead of
+                // bursting to catch up, so that messages stay spaced.
+                // The message sent now is the run's first; the next is due
+                // one period later.
+                let period = Duration::from_secs_f64(1.0 / rate as f64);
+                self.origin = Some((now.checked_sub(period).unwrap_or(now), self.sent));
             }
-            Next::Send((due - self.sent).min(left).min(BATCH))
+            Next::Send(1)
         } else {
             let next_at = (self.sent + 1 - s0) as f64 / rate as f64;
             Next::WaitUntil(t0 + Duration::from_secs_f64(next_at))
         }
     }
 
-    /// Takes the clock for the messages of the next batch.
+    /// Takes the clock for the messages of the next batch (paced: of the
+    /// next message).
     pub(crate) fn stamp(&mut self) {
+        let now = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
         self.timestamp.clear();
-        use std::fmt::Write;
-        let _ = write!(
-            self.timestamp,
-            "{}",
-            humantime::format_rfc3339_micros(SystemTime::now())
-        );
+        self.layout.write_str(&now, &mut self.timestamp);
     }
 
     /// The next message, round-robin over subscriptions and their items.
@@ -305,52 +318,89 @@ mod tests {
     }
 
     #[test]
-    fn messages_decode_with_their_seq() {
-        let mut f = Firehose::new(FirehoseConfig::default());
-        f.apply(FirehoseCmd::Start(FirehoseSub {
-            id: SubscriptionId::new("a").unwrap(),
-            items: DataType::ALL.iter().map(|d| item("AAPL", *d)).collect(),
-        }));
-        f.apply(FirehoseCmd::Start(FirehoseSub {
-            id: SubscriptionId::new("b").unwrap(),
-            items: vec![item("MSFT", DataType::Price)],
-        }));
-        f.stamp();
-        let mut subs = Vec::new();
-        for want in 1..=8u64 {
-            let text = f.message();
-            let (sub, seq) = match ServerMessage::decode(&text).unwrap() {
-                ServerMessage::Price(p) => (p.sub.into_owned(), p.seq),
-                ServerMessage::Volume(v) => (v.sub.into_owned(), v.seq),
-                ServerMessage::OrderBook(b) => (b.sub.into_owned(), b.seq),
-                _ => panic!(),
-            };
-            assert_eq!(seq, want);
-            subs.push(sub);
+    fn messages_decode_with_their_seq_in_every_layout() {
+        for layout in Layout::ALL {
+            let mut f = Firehose::new(FirehoseConfig::default(), layout);
+            f.apply(FirehoseCmd::Start(FirehoseSub {
+                id: SubscriptionId::new("a").unwrap(),
+                items: DataType::ALL.iter().map(|d| item("AAPL", *d)).collect(),
+            }));
+            f.apply(FirehoseCmd::Start(FirehoseSub {
+                id: SubscriptionId::new("b").unwrap(),
+                items: vec![item("MSFT", DataType::Price)],
+            }));
+            f.stamp();
+            let mut subs = Vec::new();
+            for want in 1..=8u64 {
+                let text = f.message();
+                let message = ServerMessage::decode(&text).unwrap();
+                let (sub, seq, timestamp) = match &message {
+                    ServerMessage::Price(p) => (&p.sub, p.seq, &p.timestamp),
+                    ServerMessage::Volume(v) => (&v.sub, v.seq, &v.timestamp),
+                    ServerMessage::OrderBook(b) => (&b.sub, b.seq, &b.timestamp),
+                    _ => panic!(),
+                };
+                assert_eq!(seq, want);
+                assert!(argus_core::Timestamp::parse(timestamp).is_ok(), "{text}");
+                subs.push(sub.to_string());
+                let mut again = message.clone();
+                match &mut again {
+                    ServerMessage::Price(p) => p.seq = SEQ_MARK,
+                    ServerMessage::Volume(v) => v.seq = SEQ_MARK,
+                    ServerMessage::OrderBook(b) => b.seq = SEQ_MARK,
+                    _ => {}
+                }
+                // Spliced as the layout writes the whole message.
+                assert_eq!(
+                    layout.write(&message),
+                    &*text,
+                    "{layout}: {}",
+                    layout.write(&again)
+                );
+            }
+            assert_eq!(subs, ["a", "b", "a", "b", "a", "b", "a", "b"]);
+            f.apply(FirehoseCmd::Stop(SubscriptionId::new("a").unwrap()));
+            f.apply(FirehoseCmd::Stop(SubscriptionId::new("b").unwrap()));
+            assert_eq!(f.next(Instant::now()), Next::Idle);
         }
-        assert_eq!(subs, ["a", "b", "a", "b", "a", "b", "a", "b"]);
-        f.apply(FirehoseCmd::Stop(SubscriptionId::new("a").unwrap()));
-        f.apply(FirehoseCmd::Stop(SubscriptionId::new("b").unwrap()));
-        assert_eq!(f.next(Instant::now()), Next::Idle);
     }
 
     #[test]
     fn pacing_and_total() {
-        let mut f = Firehose::new(FirehoseConfig {
-            rate: Some(1000),
-            total: Some(3),
-        });
+        let mut f = Firehose::new(
+            FirehoseConfig {
+                rate: Some(1000),
+                total: Some(4),
+            },
+            Layout::Reference,
+        );
         f.apply(FirehoseCmd::Start(FirehoseSub {
             id: SubscriptionId::new("a").unwrap(),
             items: vec![item("AAPL", DataType::Price)],
         }));
         let t0 = Instant::now();
         assert!(matches!(f.next(t0), Next::WaitUntil(_)));
-        assert_eq!(f.next(t0 + Duration::from_millis(2)), Next::Send(2));
+        // Two are due: they go one at a time, each in a write of its own.
+        assert_eq!(f.next(t0 + Duration::from_millis(2)), Next::Send(1));
         f.message();
+        assert_eq!(f.next(t0 + Duration::from_millis(2)), Next::Send(1));
         f.message();
-        assert_eq!(f.next(t0 + Duration::from_millis(10)), Next::Send(1));
+        assert_eq!(
+            f.next(t0 + Duration::from_millis(2)),
+            Next::WaitUntil(t0 + Duration::from_millis(3))
+        );
+        // Far behind: one now, and the next a period later, not a burst.
+        let t1 = t0 + Duration::from_millis(10);
+        assert_eq!(f.next(t1), Next::Send(1));
         f.message();
-        assert_eq!(f.next(t0 + Duration::from_millis(20)), Next::Idle);
+        let Next::WaitUntil(at) = f.next(t1) else {
+            panic!()
+        };
+        assert!(
+            at.duration_since(t1).abs_diff(Duration::from_millis(1)) < Duration::from_micros(5)
+        );
+        assert_eq!(f.next(at), Next::Send(1));
+        f.message();
+        assert_eq!(f.next(at + Duration::from_secs(1)), Next::Idle);
     }
 }

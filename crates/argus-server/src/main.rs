@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use argus_core::wire::layout::Layout;
 use argus_core::{ApiKey, Symbol};
 use argus_server::{FirehoseConfig, Server, ServerConfig, TlsConfig};
 use clap::Parser;
@@ -54,6 +55,10 @@ struct Args {
     /// Stop each connection's firehose after this many messages.
     #[arg(long, requires = "firehose")]
     firehose_total: Option<u64>,
+    /// Write data messages in another server's layout (for tests and
+    /// benchmarks): reference, python, shuffled, pretty, numbers, escaped.
+    #[arg(long, default_value = "reference")]
+    wire_style: Layout,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -202,6 +207,7 @@ impl Args {
                 rate: self.firehose_rate,
                 total: self.firehose_total,
             }),
+            wire_style: self.wire_style,
             tls,
             session_ttl: self.session_ttl,
             replay_buffer_messages: self.replay_buffer_messages,

@@ -353,7 +353,7 @@ impl Output {
                 timestamp,
             }),
         };
-        let text = Utf8Bytes::from(message.to_json());
+        let text = Utf8Bytes::from(self.shared.config.wire_style.write(&message));
         self.keep(inst, seq, text.clone(), now);
         self.send(Out::Text(text), now);
     }

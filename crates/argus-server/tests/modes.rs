@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_core::Symbol;
+use argus_core::wire::ServerMessage;
+use argus_core::wire::layout::Layout;
 use argus_server::{FirehoseConfig, Server, ServerConfig, ServerError, TlsConfig};
 use common::*;
 use serde_json::{Value, json};
@@ -281,6 +283,82 @@ async fn a_paced_firehose_keeps_its_rate_and_total() {
         // The total is reached: the next message is the reply.
         c.send_json(json!({"op":"unsubscribe","id":"f"})).await;
         assert_eq!(c.next_json().await, json!({"type":"unsubscribed","id":"f"}));
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// The next data message's raw text.
+async fn next_data_text(c: &mut Client) -> String {
+    loop {
+        if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = c.next_frame().await
+            && is_data(&serde_json::from_str::<Value>(&t).expect("JSON"))
+        {
+            return t.to_string();
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_messages_come_in_the_configured_wire_style() {
+    bounded(async {
+        for (layout, firehose) in [
+            (Layout::Python, None),
+            (Layout::Shuffled, Some(FirehoseConfig::default())),
+            (Layout::Pretty, None),
+            (Layout::Numbers, Some(FirehoseConfig::default())),
+            (Layout::Escaped, Some(FirehoseConfig::default())),
+        ] {
+            let server = start(ServerConfig {
+                wire_style: layout,
+                firehose,
+                ..fast()
+            })
+            .await;
+            let (mut c, _) = connect_welcomed(&server).await;
+            c.subscribe("f", &["AAPL"], &["price", "volume", "orderbook"])
+                .await;
+            let mut kinds = HashSet::new();
+            while kinds.len() < 3 {
+                let text = next_data_text(&mut c).await;
+                let message = ServerMessage::decode(&text).expect("decodes");
+                // Written exactly as the layout writes that message.
+                assert_eq!(layout.write(&message), text, "{layout}");
+                kinds.insert(message.kind());
+            }
+            server.shutdown().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_paced_firehose_stamps_and_writes_each_message_at_its_own_time() {
+    bounded(async {
+        let server = start(ServerConfig {
+            firehose: Some(FirehoseConfig {
+                rate: Some(2000),
+                total: Some(300),
+            }),
+            ..fast()
+        })
+        .await;
+        let (mut c, _) = connect_welcomed(&server).await;
+        c.subscribe("f", &["AAPL"], &["price"]).await;
+        let mut stamps = Vec::new();
+        for _ in 0..300 {
+            stamps.push(micros(c.next_json().await["timestamp"].as_str().unwrap()));
+        }
+        // Every message has a stamp of its own (a 1 ms timer would send
+        // two at a time with one stamp), most about 500 µs after the last
+        // one (after a stall, say the thread preempted, pacing restarts
+        // rather than bursting).
+        let distinct: HashSet<_> = stamps.iter().collect();
+        assert!(distinct.len() >= 290, "{} distinct stamps", distinct.len());
+        let mut gaps: Vec<i64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort_unstable();
+        let median = gaps[gaps.len() / 2];
+        assert!((250..=1000).contains(&median), "median gap {median} µs");
         server.shutdown().await;
     })
     .await;
