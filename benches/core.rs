@@ -1,5 +1,5 @@
-//! Micro-benchmarks of argus-core: decoding next to the hand-written parse,
-//! the whole path of one data frame through the state machine, subscription
+//! Micro-benchmarks of argus-core: decoding every frame of the layout corpus
+//! next to the hand-written parse (ending with a per-layout table), the whole path of one data frame through the state machine, subscription
 //! work at 10,000 subscriptions, and backoff/timeout computation.
 #![allow(missing_docs, clippy::disallowed_methods)]
 

@@ -1,6 +1,6 @@
 //! The fast path for data messages: one pass over the frame, members in
-//! any order, any JSON whitespace, keys matched by length and bytes, the
-//! `type` read wherever it stands.
+//! any order, any JSON whitespace, keys matched by their first byte and
+//! their bytes, the `type` read wherever it stands.
 //!
 //! It accepts a strict subset of what serde_json accepts for the same
 //! struct, and yields the same value: anything it does not expect (an
@@ -16,10 +16,9 @@
 //! Numbers: integers are `0` or a digit 1–9 followed by digits, within
 //! `u64`; floats follow JSON's grammar, and a float of at most 19 digits
 //! whose digits fit in 2^53, with a decimal exponent within ±22, is
-//! converted exactly (Clinger's
-//! fast path: one correctly rounded multiplication or division); the rest
-//! go to `str::parse`, which rounds correctly, as serde_json does with
-//! `float_roundtrip`.
+//! converted exactly (Clinger's fast path: one correctly rounded
+//! multiplication or division); the rest go to `str::parse`, which rounds
+//! correctly, as serde_json does with `float_roundtrip`.
 //!
 //! [`ServerMessage::decode`]: super::ServerMessage::decode
 
