@@ -21,6 +21,7 @@ use argus_client::{QueuePolicy, Runtime, WebSocketClient};
 use argus_core::wire::layout::Layout;
 use argus_core::{ConnectionConfig, DataType, MarketData, SubscriptionConfig, Timestamp};
 use argus_server::{FirehoseConfig, Server, ServerConfig};
+use argus_smol::Smol;
 use argus_tokio::Tokio;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Notify;
@@ -57,6 +58,8 @@ const CONTENDERS: &[(&str, RunFn)] = &[
     ("argus-async-std", |job| {
         Box::pin(async_std::task::spawn(argus_client::<AsyncStd>(job)))
     }),
+    // The same on smol's global executor.
+    ("argus-smol", |job| Box::pin(smol::spawn(argus_client::<Smol>(job)))),
 ];
 
 fn latency_of(ts: Timestamp) -> f64 {
