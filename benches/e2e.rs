@@ -59,7 +59,9 @@ const CONTENDERS: &[(&str, RunFn)] = &[
         Box::pin(async_std::task::spawn(argus_client::<AsyncStd>(job)))
     }),
     // The same on smol's global executor.
-    ("argus-smol", |job| Box::pin(smol::spawn(argus_client::<Smol>(job)))),
+    ("argus-smol", |job| {
+        Box::pin(smol::spawn(argus_client::<Smol>(job)))
+    }),
 ];
 
 fn latency_of(ts: Timestamp) -> f64 {
