@@ -237,7 +237,7 @@ impl<R: Runtime> WebSocketClient<R> {
         answer.await.unwrap_or(Err(UnsubscribeError::Shutdown))
     }
 
-    /// Registers a handler for `kind`: a [`MessageKind`] or a
+    /// Registers a handler for `kind`: a [`MessageKind`](crate::MessageKind) or a
     /// [`DataType`](argus_core::DataType) for data, or any [`Interest`]
     /// (data, gaps, resumes, state changes, …). A handler sees the events it
     /// asked for one at a time, in the client's one order: one registered
