@@ -400,15 +400,16 @@ pub enum InvalidData {
     /// The timestamp is not RFC 3339 UTC.
     #[error(transparent)]
     Timestamp(InvalidTimestamp),
-    /// An order book deeper than the protocol's [`MAX_BOOK_LEVELS`] a side:
-    /// refused before its levels are copied.
+    /// An order book deeper than the protocol's [`MAX_BOOK_LEVELS`] a side.
+    /// The decoder stops reading a side one level past the limit, so the
+    /// counts say "at least"; nothing deeper is copied.
     #[error(
-        "order book of {bids} bids and {asks} asks; the protocol allows {MAX_BOOK_LEVELS} a side"
+        "order book of at least {bids} bids and {asks} asks; the protocol allows {MAX_BOOK_LEVELS} a side"
     )]
     TooManyLevels {
-        /// Its bid levels.
+        /// Its bid levels read (one past the limit, when deeper).
         bids: usize,
-        /// Its ask levels.
+        /// Its ask levels read (one past the limit, when deeper).
         asks: usize,
     },
 }

@@ -711,7 +711,8 @@ fn oversized_content_is_refused_before_it_is_copied_and_the_feed_goes_on() {
         .collect();
     assert_eq!(errors.len(), 3, "{shown:?}");
     assert!(
-        errors[0].contains("order book of 100000 bids and 1 asks; the protocol allows 10 a side"),
+        errors[0]
+            .contains("order book of at least 11 bids and 1 asks; the protocol allows 10 a side"),
         "{errors:?}"
     );
     assert!(errors[1].contains("(1048576 bytes)"), "{errors:?}");

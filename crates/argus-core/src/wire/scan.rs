@@ -9,7 +9,11 @@
 //! [`ServerMessage::decode`] then parses the frame with serde_json, which
 //! either accepts it or names the error, and counts it
 //! ([`fallback_decodes`](super::fallback_decodes)). `wire_properties.rs`
-//! checks the agreement on every layout of the corpus, mutated.
+//! checks the agreement on every layout of the corpus, mutated. One
+//! deliberate difference: a side of an order book deeper than the
+//! protocol's 10 levels is read to one level past the limit and the rest
+//! skipped unread (the book is refused as data anyway), so a hostile book
+//! costs a byte scan, not a parse and a copy of every level.
 //!
 //! Strings: a plain run is borrowed from the frame; a string with escapes
 //! is decoded into an owned one, as serde_json does for `Cow<str>`.
@@ -25,6 +29,7 @@
 use std::borrow::Cow;
 
 use super::{Level, OrderBookSnapshot, PriceTick, ServerMessage, VolumeTick};
+use crate::data::MAX_BOOK_LEVELS;
 
 /// What the scanner made of a frame.
 pub(super) enum Scan<'a> {
@@ -384,6 +389,13 @@ impl<'a> Scanner<'a> {
             self.eat(b']')?;
             levels.push(Level { price, size });
             match self.skip_ws()? {
+                b',' if levels.len() > MAX_BOOK_LEVELS => {
+                    // Deeper than the protocol allows: the book will be
+                    // refused, so the rest is skipped, not read.
+                    self.at += 1;
+                    self.skip_array_rest()?;
+                    return Some(levels);
+                }
                 b',' => self.at += 1,
                 b']' => {
                     self.at += 1;
@@ -392,6 +404,27 @@ impl<'a> Scanner<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// Skips to the end of the array being read (numbers and nested arrays
+    /// only), without reading its values.
+    fn skip_array_rest(&mut self) -> Option<()> {
+        let mut depth = 1usize;
+        while let Some(&b) = self.bytes.get(self.at) {
+            self.at += 1;
+            match b {
+                b'[' => depth += 1,
+                b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(());
+                    }
+                }
+                b'"' | b'{' | b'}' => return None,
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Consumes a key of `len` bytes, its closing quote and the colon.
@@ -636,5 +669,20 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_book_deeper_than_the_protocol_is_read_one_level_past_the_limit() {
+        let side = (0..100_000)
+            .map(|i| format!("[{}.5,{}]", 100 + i, i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = format!(
+            r#"{{"type":"orderbook","sub":"m","seq":7,"symbol":"AAPL","bids":[{side}],"asks":[[1.0,1]],"timestamp":"2026-11-24T09:49:56.123Z"}}"#
+        );
+        let Scan::Data(ServerMessage::OrderBook(book)) = scan(&text) else {
+            panic!("the scanner reads a deep book's other members");
+        };
+        assert_eq!((book.bids.len(), book.asks.len(), book.seq), (11, 1, 7));
     }
 }
