@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import weakref
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import (
@@ -239,8 +240,22 @@ class EventStream:
         self._waiter: Optional[asyncio.Future[None]] = None
         self._room: Optional[asyncio.Future[None]] = None
         self._closed = False
-        self._sink = client._native.add_sink(self._push)
+        # The engine holds only a weak reference: a stream nobody holds
+        # any more stops receiving (and stops holding the client back).
+        ref = weakref.ref(self)
+
+        def push(event: Dict[str, Any]) -> None:
+            stream = ref()
+            if stream is not None:
+                stream._push(event)
+
+        self._native = client._native
+        self._sink = client._native.add_sink(push)
         client._streams.add(self)
+
+    def __del__(self) -> None:
+        if not self._closed:
+            self._native.remove_sink(self._sink)
 
     def _push(self, event: Dict[str, Any]) -> None:
         self._items.append(event)
@@ -252,9 +267,14 @@ class EventStream:
         return not self._closed and len(self._items) >= self._capacity
 
     async def _wait_for_room(self) -> None:
-        while self._full():
+        while self._full() and not self._client._stopping:
             self._room = asyncio.get_running_loop().create_future()
             await self._room
+
+    def _wake_pump(self) -> None:
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
 
     def __aiter__(self) -> "EventStream":
         return self
@@ -270,9 +290,8 @@ class EventStream:
             finally:
                 self._waiter = None
         event = self._items.popleft()
-        room = self._room
-        if room is not None and not room.done() and len(self._items) < self._capacity:
-            room.set_result(None)
+        if len(self._items) < self._capacity:
+            self._wake_pump()
         return event
 
     async def aclose(self) -> None:
@@ -284,11 +303,12 @@ class EventStream:
         if self._closed:
             return
         self._closed = True
-        self._client._native.remove_sink(self._sink)
+        self._native.remove_sink(self._sink)
         self._client._streams.discard(self)
-        for future in (self._waiter, self._room):
-            if future is not None and not future.done():
-                future.set_result(None)
+        self._wake_pump()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def __aenter__(self) -> "EventStream":
         return self
@@ -343,7 +363,7 @@ class WebSocketClient:
         )
         self._pump: Optional[asyncio.Task[None]] = None
         self._stopping = False
-        self._streams: "set[EventStream]" = set()
+        self._streams: "weakref.WeakSet[EventStream]" = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"WebSocketClient(config={self.config!r}, state={self.state.value!r})"
@@ -464,6 +484,8 @@ class WebSocketClient:
             return
         self._stopping = True
         self._native.wake()
+        for stream in list(self._streams):
+            stream._wake_pump()
         await pump
 
     async def _run_pump(self) -> None:
