@@ -18,12 +18,12 @@ use argus_tokio::{
     ApiKey, ClientEvent, ConnectError, ConnectionConfig, DataType, EventStream, QueuePolicy,
     SubscribeError, SubscriptionConfig, UnsubscribeError, UpdateFrequency, WebSocketClient,
 };
-use futures_util::stream::{ReadyChunks, StreamExt};
 use futures_util::FutureExt;
+use futures_util::stream::{ReadyChunks, StreamExt};
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3::intern;
 use pyo3_async_runtimes::tokio::future_into_py;
 use tokio::sync::Notify;
 
@@ -129,6 +129,54 @@ fn subscribe_error(error: SubscribeError) -> PyErr {
     }
 }
 
+/// Handlers or sinks: the dispatch reads a snapshot (one per batch) without
+/// a lock; a change copies the list.
+struct Registry<T> {
+    entries: Mutex<Snapshot<T>>,
+}
+
+type Snapshot<T> = Arc<Vec<Arc<T>>>;
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl<T> Registry<T> {
+    fn snapshot(&self) -> Snapshot<T> {
+        lock(&self.entries).clone()
+    }
+
+    fn add(&self, entry: T) {
+        let mut entries = lock(&self.entries);
+        let mut next = Vec::clone(&entries);
+        next.push(Arc::new(entry));
+        *entries = Arc::new(next);
+    }
+
+    /// Removes the entries `matches` picks; whether there were any.
+    fn remove(&self, matches: impl Fn(&T) -> bool) -> bool {
+        let mut entries = lock(&self.entries);
+        let next: Vec<_> = entries.iter().filter(|e| !matches(e)).cloned().collect();
+        let removed = next.len() != entries.len();
+        *entries = Arc::new(next);
+        removed
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+}
+
+/// A receiver of every event's object (an `events()` stream).
+struct Sink {
+    id: u64,
+    push: Py<PyAny>,
+}
+
 /// Which events a handler sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wants {
@@ -186,8 +234,8 @@ struct BatchState {
     /// The event being dispatched, its object, and the next handler to call.
     current: Option<(Py<PyAny>, usize)>,
     /// The handlers and sinks as they were when the batch's dispatch began.
-    handlers: Option<Arc<Vec<Handler>>>,
-    sinks: Option<Arc<Vec<(u64, Py<PyAny>)>>>,
+    handlers: Option<Snapshot<Handler>>,
+    sinks: Option<Snapshot<Sink>>,
 }
 
 #[pymethods]
@@ -219,8 +267,8 @@ pub struct Client {
     stream: Arc<tokio::sync::Mutex<Chunks>>,
     /// Ends a wait in [`Client::next_batch`] early.
     wake: Arc<Notify>,
-    handlers: Mutex<Arc<Vec<Handler>>>,
-    sinks: Mutex<Arc<Vec<(u64, Py<PyAny>)>>>,
+    handlers: Registry<Handler>,
+    sinks: Registry<Sink>,
     next_id: AtomicU64,
     converter: Mutex<Converter>,
     handler_errors: Arc<AtomicU64>,
@@ -272,8 +320,8 @@ impl Client {
             client,
             stream: Arc::new(tokio::sync::Mutex::new(stream)),
             wake: Arc::new(Notify::new()),
-            handlers: Mutex::default(),
-            sinks: Mutex::default(),
+            handlers: Registry::default(),
+            sinks: Registry::default(),
             next_id: AtomicU64::new(1),
             converter: Mutex::default(),
             handler_errors: Arc::default(),
@@ -283,7 +331,10 @@ impl Client {
     /// Connects; resolves once connected, raises `ConnectError` otherwise.
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move { client.connect().await.map_err(connect_error) })
+        future_into_py(
+            py,
+            async move { client.connect().await.map_err(connect_error) },
+        )
     }
 
     /// Closes the connection (code 1000) and drops every subscription.
@@ -348,8 +399,8 @@ impl Client {
         let handler_errors = self.handler_errors.clone();
         future_into_py(py, async move {
             let stats = client.stats().await;
-            let mut value = serde_json::to_value(&stats)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let mut value =
+                serde_json::to_value(&stats).map_err(|e| PyValueError::new_err(e.to_string()))?;
             if let Some(map) = value.as_object_mut() {
                 map.insert(
                     "handler_errors".into(),
@@ -386,74 +437,39 @@ impl Client {
         }
         let wants = wants(kind)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut handlers = lock(&self.handlers);
-        let mut next: Vec<Handler> = handlers
-            .iter()
-            .map(|h| Handler {
-                id: h.id,
-                wants: h.wants,
-                subscription: h.subscription.clone(),
-                func: h.func.clone_ref(func.py()),
-            })
-            .collect();
-        next.push(Handler {
+        self.handlers.add(Handler {
             id,
             wants,
             subscription,
             func: func.unbind(),
         });
-        *handlers = Arc::new(next);
         Ok(id)
     }
 
     /// Removes a handler; whether it was registered.
-    fn remove_handler(&self, py: Python<'_>, id: u64) -> bool {
-        let mut handlers = lock(&self.handlers);
-        if !handlers.iter().any(|h| h.id == id) {
-            return false;
-        }
-        let next: Vec<Handler> = handlers
-            .iter()
-            .filter(|h| h.id != id)
-            .map(|h| Handler {
-                id: h.id,
-                wants: h.wants,
-                subscription: h.subscription.clone(),
-                func: h.func.clone_ref(py),
-            })
-            .collect();
-        *handlers = Arc::new(next);
-        true
+    fn remove_handler(&self, id: u64) -> bool {
+        self.handlers.remove(|h| h.id == id)
     }
 
     /// Handlers registered.
     #[getter]
     fn handler_count(&self) -> usize {
-        lock(&self.handlers).len()
+        self.handlers.len()
     }
 
     /// Registers `push`, called with every event's object; returns its id.
     fn add_sink(&self, push: Bound<'_, PyAny>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut sinks = lock(&self.sinks);
-        let mut next: Vec<_> = sinks
-            .iter()
-            .map(|(i, f)| (*i, f.clone_ref(push.py())))
-            .collect();
-        next.push((id, push.unbind()));
-        *sinks = Arc::new(next);
+        self.sinks.add(Sink {
+            id,
+            push: push.unbind(),
+        });
         id
     }
 
     /// Removes a sink.
-    fn remove_sink(&self, py: Python<'_>, id: u64) {
-        let mut sinks = lock(&self.sinks);
-        let next: Vec<_> = sinks
-            .iter()
-            .filter(|(i, _)| *i != id)
-            .map(|(i, f)| (*i, f.clone_ref(py)))
-            .collect();
-        *sinks = Arc::new(next);
+    fn remove_sink(&self, id: u64) {
+        self.sinks.remove(|s| s.id == id);
     }
 
     /// The events that are ready now, or `None` when none is (or the stream
@@ -491,11 +507,11 @@ impl Client {
         let mut state = lock(&batch.state);
         let handlers = state
             .handlers
-            .get_or_insert_with(|| lock(&self.handlers).clone())
+            .get_or_insert_with(|| self.handlers.snapshot())
             .clone();
         let sinks = state
             .sinks
-            .get_or_insert_with(|| lock(&self.sinks).clone())
+            .get_or_insert_with(|| self.sinks.snapshot())
             .clone();
         while state.next < state.events.len() {
             let (object, mut at) = match state.current.take() {
@@ -503,8 +519,8 @@ impl Client {
                 None => {
                     let event = &state.events[state.next];
                     let object = lock(&self.converter).event(py, event)?;
-                    for (_, push) in sinks.iter() {
-                        push.call1(py, (&object,))?;
+                    for sink in sinks.iter() {
+                        sink.push.call1(py, (&object,))?;
                     }
                     (object.unbind(), 0)
                 }

@@ -127,7 +127,9 @@ impl Converter {
                 dict.set_item(intern!(py, "attempt"), attempt)?;
                 dict.set_item(intern!(py, "delay"), delay.as_secs_f64())?;
             }
-            ClientEvent::GaveUp(reason) => dict.set_item(intern!(py, "reason"), reason.to_string())?,
+            ClientEvent::GaveUp(reason) => {
+                dict.set_item(intern!(py, "reason"), reason.to_string())?
+            }
             ClientEvent::ProtocolError(error) => {
                 dict.set_item(intern!(py, "error"), error.to_string())?
             }
@@ -141,15 +143,20 @@ impl Converter {
     fn data<'py>(&mut self, py: Python<'py>, data: &MarketData) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         dict.set_item(intern!(py, "type"), data_type_name(py, data.data_type()))?;
-        dict.set_item(intern!(py, "sub"), self.subscription(py, data.subscription()))?;
+        dict.set_item(
+            intern!(py, "sub"),
+            self.subscription(py, data.subscription()),
+        )?;
         dict.set_item(intern!(py, "seq"), data.seq())?;
         dict.set_item(intern!(py, "symbol"), self.symbol(py, data.symbol()))?;
         match data {
             MarketData::Price(p) => dict.set_item(intern!(py, "price"), p.price)?,
             MarketData::Volume(v) => dict.set_item(intern!(py, "volume"), v.volume)?,
             MarketData::OrderBook(b) => {
-                for (key, levels) in [(intern!(py, "bids"), &b.bids), (intern!(py, "asks"), &b.asks)]
-                {
+                for (key, levels) in [
+                    (intern!(py, "bids"), &b.bids),
+                    (intern!(py, "asks"), &b.asks),
+                ] {
                     let list = PyList::empty(py);
                     for level in levels {
                         list.append(PyList::new(
@@ -162,7 +169,10 @@ impl Converter {
             }
             _ => {}
         }
-        dict.set_item(intern!(py, "timestamp"), self.timestamp(py, data.timestamp()))?;
+        dict.set_item(
+            intern!(py, "timestamp"),
+            self.timestamp(py, data.timestamp()),
+        )?;
         Ok(dict)
     }
 

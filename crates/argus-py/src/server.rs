@@ -221,6 +221,10 @@ impl Server {
     }
 
     fn __repr__(&self) -> String {
-        format!("Server(url={:?}, running={})", self.url, self.guard().is_some())
+        format!(
+            "Server(url={:?}, running={})",
+            self.url,
+            self.guard().is_some()
+        )
     }
 }
