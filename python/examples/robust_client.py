@@ -27,6 +27,7 @@ class RobustClient:
         )
         self.client = WebSocketClient(self.config)
         self.received = 0
+        self.handlers_set = False
 
     async def start(self):
         while True:
@@ -59,8 +60,9 @@ class RobustClient:
 
     def setup_handlers(self):
         # Argus keeps handlers across reconnects: register them once.
-        if self.client._native.handler_count:
+        if self.handlers_set:
             return
+        self.handlers_set = True
 
         def handle_data(data):
             self.received += 1

@@ -186,12 +186,22 @@ async def test_subscribe_errors(client):
     with pytest.raises(SubscribeError, match="unknown_symbol"):
         await client.subscribe("nosuch", SubscriptionConfig(["ZZZZ"], ["price"]))
     await client.subscribe("main", config)
-    with pytest.raises(ValueError):
-        await client.subscribe("main", config)  # the id is taken
-    with pytest.raises(ValueError, match="^subscription_id|invalid|id"):
-        await client.subscribe("", config)
+    with pytest.raises(ValueError, match="^subscription_id: .*already exists"):
+        await client.subscribe("main", config)
+    for bad in ("", "a b", "x" * 65):
+        with pytest.raises(ValueError, match="^subscription_id"):
+            await client.subscribe(bad, config)
     with pytest.raises(TypeError, match="^config"):
         await client.subscribe("x", {"symbols": ["AAPL"]})
+
+
+async def test_max_subscriptions_is_enforced(server):
+    client = WebSocketClient(fast_config(server.url, max_subscriptions=1))
+    assert await client.connect()
+    await client.subscribe("one", SubscriptionConfig(["AAPL"], ["price"]))
+    with pytest.raises(ValueError, match="^max_subscriptions"):
+        await client.subscribe("two", SubscriptionConfig(["MSFT"], ["price"]))
+    await client.disconnect()
 
 
 async def test_price_filters_apply(client):

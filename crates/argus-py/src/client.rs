@@ -4,7 +4,7 @@
 //!
 //! One Rust consumer reads `WebSocketClient::events()`, taking every event
 //! that is ready as one batch. The Python side (a task on the application's
-//! asyncio loop) takes a batch, then hands it to [`Client::dispatch`], which
+//! asyncio loop) takes a batch, then hands it to `Client.dispatch`, which
 //! holds the GIL for the whole batch: it builds each event's object once
 //! and calls the matching handlers in order. An async handler's coroutine
 //! is handed back to be awaited before the next handler or message, so
@@ -20,7 +20,7 @@ use argus_tokio::{
 };
 use futures_util::FutureExt;
 use futures_util::stream::{ReadyChunks, StreamExt};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -122,9 +122,17 @@ fn connect_error(error: ConnectError) -> PyErr {
     ArgusConnectError::new_err((error.to_string(), error.is_fatal()))
 }
 
+/// A refused subscribe: `ValueError` naming the field when it was refused
+/// locally, `SubscribeError` otherwise.
 fn subscribe_error(error: SubscribeError) -> PyErr {
+    use argus_tokio::argus_core::SubscribeError as Local;
     match error {
-        SubscribeError::Invalid(e) => PyValueError::new_err(e.to_string()),
+        SubscribeError::Invalid(e) => PyValueError::new_err(match e {
+            // Its message names the field already.
+            Local::InvalidConfig(e) => e.to_string(),
+            Local::TooMany { .. } => format!("max_subscriptions: {e}"),
+            other => format!("subscription_id: {other}"),
+        }),
         other => ArgusSubscribeError::new_err(other.to_string()),
     }
 }
@@ -538,6 +546,8 @@ impl Client {
                         return Ok(Some(returned));
                     }
                     Ok(_) => {}
+                    // KeyboardInterrupt, SystemExit: not the handler's bug to count.
+                    Err(error) if !error.is_instance_of::<PyException>(py) => return Err(error),
                     Err(error) => self.record_handler_error(py, error.into_value(py).into_any())?,
                 }
             }
