@@ -33,7 +33,9 @@ use crate::{ArgusConnectError, ArgusSubscribeError};
 /// Events one batch holds at most.
 const MAX_BATCH: usize = 4096;
 /// Buffer of the client's event stream. Large, so that the Python side,
-/// which reads it in batches, does not fall behind a burst.
+/// which reads it in batches, does not fall behind a burst (the stream is a
+/// broadcast today; once it holds the client back instead, issue 10, this
+/// only sizes it).
 const EVENT_CAPACITY: usize = 1 << 16;
 
 /// The client's event stream, read in batches.
@@ -44,7 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A duration from a number of seconds, named in the error.
-fn seconds(field: &str, secs: f64) -> PyResult<Duration> {
+pub(crate) fn seconds(field: &str, secs: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(secs).map_err(|_| {
         PyValueError::new_err(format!(
             "{field}: must be a finite number of seconds, zero or more (got {secs})"

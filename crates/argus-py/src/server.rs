@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use argus_server::{BackgroundServer, FirehoseConfig, Server as RustServer, ServerConfig};
 use argus_tokio::ApiKey;
@@ -12,20 +11,14 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::client::seconds;
+
 /// The reference Argus server, running in this process until `shutdown()`
 /// (or the end of a `with` block).
 #[pyclass(module = "argus._argus", frozen)]
 pub struct Server {
     running: Mutex<Option<BackgroundServer>>,
     url: String,
-}
-
-fn seconds(field: &str, secs: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{field}: must be a finite number of seconds, zero or more (got {secs})"
-        ))
-    })
 }
 
 impl Server {

@@ -254,7 +254,7 @@ class EventStream:
         client._streams.add(self)
 
     def __del__(self) -> None:
-        if not self._closed:
+        if not getattr(self, "_closed", True):
             self._native.remove_sink(self._sink)
 
     def _push(self, event: Dict[str, Any]) -> None:
@@ -324,10 +324,14 @@ class WebSocketClient:
     asyncio loop that called ``connect()``, fed in batches from the Rust
     engine: one GIL acquisition per batch, dicts built without JSON.
 
-    ``slow_consumer`` chooses what happens when handlers fall behind the
-    feed: ``"backpressure"`` (default, lossless: reading the socket waits),
-    ``"drop_oldest"`` or ``"conflate_latest"`` (latest per symbol and data
-    type), in a queue of ``queue_capacity`` messages.
+    ``slow_consumer`` chooses what the engine does when its consumers fall
+    behind the feed: ``"backpressure"`` (default, lossless: reading the
+    socket waits), ``"drop_oldest"`` or ``"conflate_latest"`` (latest per
+    symbol and data type), in a queue of ``queue_capacity`` messages; see
+    ``get_stats()["queue"]``. Until the engine's event stream applies it
+    (argus issue 10), Python handlers and ``events()`` read a stream with
+    room for 65,536 events: a consumer further behind receives a ``lagged``
+    event counting what it missed.
     """
 
     def __init__(
