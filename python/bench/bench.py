@@ -161,8 +161,10 @@ def measure(kind: str, url: str, count: int, latency: bool, warmup: int) -> dict
             sys.executable, __file__, "consumer", "--kind", kind, "--url", url,
             "--count", str(count), "--warmup", str(warmup), *(["--latency"] if latency else []),
         ],
-        check=True, capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600,
     )
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} consumer failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

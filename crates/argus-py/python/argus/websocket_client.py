@@ -496,7 +496,10 @@ class WebSocketClient:
         native = self._native
         while True:
             batch = native.poll_batch()
-            if batch is None:
+            if batch is not None:
+                # Ready at once: let the rest of the application run first.
+                await asyncio.sleep(0)
+            else:
                 if self._stopping:
                     return
                 batch = await native.next_batch()
@@ -512,8 +515,6 @@ class WebSocketClient:
             for stream in list(self._streams):
                 if stream._full():
                     await stream._wait_for_room()
-            # Let the rest of the application run between batches.
-            await asyncio.sleep(0)
 
 
 class WebSocketClientManager:
