@@ -302,3 +302,33 @@ async def test_the_slow_consumer_policy_is_a_keyword(server):
     stats = await client.get_stats()
     assert stats["queue"]["policy"] == "conflate_latest"
     assert stats["queue"]["capacity"] == 64
+
+
+async def test_a_lossy_policy_says_what_it_dropped_where_it_dropped_it(server):
+    client = WebSocketClient(fast_config(server.url), slow_consumer="drop_oldest", queue_capacity=4)
+    seen = []
+
+    async def slow(event):
+        seen.append(event)
+        if event["type"] == "price":
+            await asyncio.sleep(0.002)  # slower than the feed
+
+    client.add_message_handler("debug", slow)
+    try:
+        assert await client.connect()
+        await client.subscribe("main", SubscriptionConfig(["AAPL", "MSFT", "NVDA", "TSLA"], ["price"]))
+        await wait_until(lambda: sum(1 for e in seen if e["type"] == "lagged") >= 3)
+    finally:
+        await client.disconnect()
+    # Seqs still increase; every seq missing between two prices is
+    # accounted for by the lagged events standing between them.
+    last, missed_since = None, 0
+    for event in seen:
+        if event["type"] == "lagged":
+            assert event["missed"] > 0
+            missed_since += event["missed"]
+        elif event["type"] == "price":
+            if last is not None:
+                assert event["seq"] > last
+                assert event["seq"] - last - 1 <= missed_since
+            last, missed_since = event["seq"], 0

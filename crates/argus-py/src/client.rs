@@ -10,16 +10,17 @@
 //! is handed back to be awaited before the next handler or message, so
 //! every handler sees the stream in order, one message at a time.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use argus_tokio::{
-    ApiKey, ClientEvent, ConnectError, ConnectionConfig, DataType, EventStream, QueuePolicy,
-    SubscribeError, SubscriptionConfig, UnsubscribeError, UpdateFrequency, WebSocketClient,
+    ApiKey, ConnectError, ConnectionConfig, DataType, Interest, QueuePolicy, SubscribeError,
+    SubscriptionConfig, UnsubscribeError, UpdateFrequency, WebSocketClient,
 };
 use futures_util::FutureExt;
-use futures_util::stream::{ReadyChunks, StreamExt};
+use futures_util::stream::{ReadyChunks, Stream, StreamExt};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -32,14 +33,10 @@ use crate::{ArgusConnectError, ArgusSubscribeError};
 
 /// Events one batch holds at most.
 const MAX_BATCH: usize = 4096;
-/// Buffer of the client's event stream. Large, so that the Python side,
-/// which reads it in batches, does not fall behind a burst (the stream is a
-/// broadcast today; once it holds the client back instead, issue 10, this
-/// only sizes it).
-const EVENT_CAPACITY: usize = 1 << 16;
-
-/// The client's event stream, read in batches.
-type Chunks = ReadyChunks<EventStream>;
+/// The client's one ordered stream, lossless (`slow_consumer` backpressure:
+/// a full stream holds the socket's reading) or lossy (its policy drops or
+/// conflates and says so), read in batches.
+type Chunks = ReadyChunks<Pin<Box<dyn Stream<Item = convert::Item> + Send>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -238,7 +235,7 @@ pub struct Batch {
 }
 
 struct BatchState {
-    events: Vec<ClientEvent>,
+    events: Vec<convert::Item>,
     /// The next event to dispatch.
     next: usize,
     /// The event being dispatched, its object, and the next handler to call.
@@ -256,7 +253,7 @@ impl Batch {
 }
 
 impl Batch {
-    fn new(events: Vec<ClientEvent>) -> Self {
+    fn new(events: Vec<convert::Item>) -> Self {
         Self {
             state: Mutex::new(BatchState {
                 events,
@@ -319,13 +316,18 @@ impl Client {
             timeout,
             max_subscriptions,
         )?;
+        let policy = queue_policy(slow_consumer)?;
         let client = WebSocketClient::builder(config)
-            .queue_policy(queue_policy(slow_consumer)?)
+            .queue_policy(policy)
             .queue_capacity(queue_capacity)
-            .event_capacity(EVENT_CAPACITY)
+            .event_capacity(queue_capacity)
             .build()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let stream = client.events().ready_chunks(MAX_BATCH);
+        let events: Pin<Box<dyn Stream<Item = convert::Item> + Send>> = match policy {
+            QueuePolicy::Backpressure => Box::pin(client.events().map(Ok)),
+            lossy => Box::pin(client.lossy_events(Interest::ALL, lossy)),
+        };
+        let stream = events.ready_chunks(MAX_BATCH);
         Ok(Self {
             client,
             stream: Arc::new(tokio::sync::Mutex::new(stream)),
@@ -528,14 +530,14 @@ impl Client {
                 Some(current) => current,
                 None => {
                     let event = &state.events[state.next];
-                    let object = lock(&self.converter).event(py, event)?;
+                    let object = lock(&self.converter).item(py, event)?;
                     for sink in sinks.iter() {
                         sink.push.call1(py, (&object,))?;
                     }
                     (object.unbind(), 0)
                 }
             };
-            let (kind, subscription) = convert::route(&state.events[state.next]);
+            let (kind, subscription) = convert::route_item(&state.events[state.next]);
             let subscription = subscription.map(|s| s.as_str());
             while let Some(handler) = handlers.get(at) {
                 at += 1;

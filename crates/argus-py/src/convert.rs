@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use argus_tokio::{
-    ClientEvent, DataType, DisconnectReason, GapCause, MarketData, SubscriptionId,
+    DataType, DisconnectReason, Event, GapCause, Lagged, MarketData, SubscriptionId,
     argus_core::{Symbol, Timestamp},
 };
 use pyo3::prelude::*;
@@ -47,13 +47,25 @@ pub(crate) enum Kind {
     Event(&'static str),
 }
 
+/// One item of the client's stream: an event, or how many events a lossy
+/// stream (`slow_consumer` other than backpressure) dropped before the next.
+pub(crate) type Item = Result<Event, Lagged>;
+
+/// The routing key of `item`, and the subscription it belongs to, if any.
+pub(crate) fn route_item(item: &Item) -> (Kind, Option<&SubscriptionId>) {
+    match item {
+        Ok(event) => route(event),
+        Err(_) => (Kind::Event("lagged"), None),
+    }
+}
+
 /// The routing key of `event`, and the subscription it belongs to, if any.
-pub(crate) fn route(event: &ClientEvent) -> (Kind, Option<&SubscriptionId>) {
+pub(crate) fn route(event: &Event) -> (Kind, Option<&SubscriptionId>) {
     match event {
-        ClientEvent::Data(data) => (Kind::Data(data.data_type()), Some(data.subscription())),
-        ClientEvent::Subscribed(id) | ClientEvent::SubscribeFailed { id, .. } => {
-            (Kind::Event(event.name()), Some(id))
-        }
+        Event::Data(data) => (Kind::Data(data.data_type()), Some(data.subscription())),
+        Event::Subscribed(id)
+        | Event::SubscribeFailed { id, .. }
+        | Event::RequestTimedOut { id, .. } => (Kind::Event(event.name()), Some(id)),
         other => (Kind::Event(other.name()), None),
     }
 }
@@ -70,41 +82,58 @@ pub(crate) struct Converter {
 }
 
 impl Converter {
+    /// The Python object handlers and `events()` receive for `item`.
+    pub(crate) fn item<'py>(
+        &mut self,
+        py: Python<'py>,
+        item: &Item,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match item {
+            Ok(event) => self.event(py, event),
+            Err(Lagged(missed)) => {
+                let dict = PyDict::new(py);
+                dict.set_item(intern!(py, "type"), intern!(py, "lagged"))?;
+                dict.set_item(intern!(py, "missed"), missed)?;
+                Ok(dict.into_any())
+            }
+        }
+    }
+
     /// The Python object handlers and `events()` receive for `event`.
     pub(crate) fn event<'py>(
         &mut self,
         py: Python<'py>,
-        event: &ClientEvent,
+        event: &Event,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if let ClientEvent::Data(data) = event {
+        if let Event::Data(data) = event {
             return self.data(py, data).map(Bound::into_any);
         }
         let dict = PyDict::new(py);
         dict.set_item(intern!(py, "type"), event.name())?;
         match event {
-            ClientEvent::StateChanged { from, to } => {
+            Event::StateChanged { from, to } => {
                 dict.set_item(intern!(py, "from"), from.as_str())?;
                 dict.set_item(intern!(py, "to"), to.as_str())?;
             }
-            ClientEvent::Subscribed(id) => dict.set_item(intern!(py, "id"), id.as_str())?,
-            ClientEvent::SubscribeFailed { id, error } => {
+            Event::Subscribed(id) => dict.set_item(intern!(py, "id"), id.as_str())?,
+            Event::SubscribeFailed { id, error } => {
                 dict.set_item(intern!(py, "id"), id.as_str())?;
                 dict.set_item(intern!(py, "code"), error.code.to_string())?;
                 dict.set_item(intern!(py, "message"), &error.message)?;
             }
-            ClientEvent::Resumed { replayed } => {
-                dict.set_item(intern!(py, "replayed"), replayed)?
-            }
-            ClientEvent::Gap(gap) => {
+            Event::Resumed { replayed } => dict.set_item(intern!(py, "replayed"), replayed)?,
+            Event::Gap(gap) => {
                 dict.set_item(intern!(py, "from"), gap.from)?;
                 dict.set_item(intern!(py, "to"), gap.to)?;
                 let cause = match gap.cause {
                     GapCause::SeqJump => "seq_jump",
                     GapCause::ResumeFailed => "resume_failed",
+                    GapCause::ResumeTimedOut => "resume_timed_out",
+                    GapCause::SeqOutOfRange => "seq_out_of_range",
                 };
                 dict.set_item(intern!(py, "cause"), cause)?;
             }
-            ClientEvent::Disconnected(reason) => {
+            Event::Disconnected(reason) => {
                 let kind = match reason {
                     DisconnectReason::ServerClosed { code, .. } => {
                         dict.set_item(intern!(py, "code"), code)?;
@@ -113,27 +142,35 @@ impl Converter {
                     DisconnectReason::Lost => "lost",
                     DisconnectReason::Failed { .. } => "failed",
                     DisconnectReason::HeartbeatTimeout { .. } => "heartbeat_timeout",
+                    DisconnectReason::SeqOutOfRange { .. } => "seq_out_of_range",
                     _ => "other",
                 };
                 dict.set_item(intern!(py, "kind"), kind)?;
                 dict.set_item(intern!(py, "reason"), reason.to_string())?;
             }
-            ClientEvent::AttemptFailed { attempt, error } => {
+            Event::AttemptFailed { attempt, error } => {
                 dict.set_item(intern!(py, "attempt"), attempt)?;
                 dict.set_item(intern!(py, "error"), error.to_string())?;
                 dict.set_item(intern!(py, "fatal"), error.is_fatal())?;
             }
-            ClientEvent::Reconnecting { attempt, delay } => {
+            Event::Reconnecting { attempt, delay } => {
                 dict.set_item(intern!(py, "attempt"), attempt)?;
                 dict.set_item(intern!(py, "delay"), delay.as_secs_f64())?;
             }
-            ClientEvent::GaveUp(reason) => {
-                dict.set_item(intern!(py, "reason"), reason.to_string())?
-            }
-            ClientEvent::ProtocolError(error) => {
+            Event::GaveUp(reason) => dict.set_item(intern!(py, "reason"), reason.to_string())?,
+            Event::ProtocolError(error) => {
                 dict.set_item(intern!(py, "error"), error.to_string())?
             }
-            ClientEvent::Lagged(missed) => dict.set_item(intern!(py, "missed"), missed)?,
+            Event::RequestTimedOut {
+                request,
+                id,
+                timeout,
+            } => {
+                dict.set_item(intern!(py, "request"), request.to_string())?;
+                dict.set_item(intern!(py, "id"), id.as_str())?;
+                dict.set_item(intern!(py, "timeout"), timeout.as_secs_f64())?;
+            }
+            Event::Ignored { kind } => dict.set_item(intern!(py, "kind"), kind)?,
             _ => {}
         }
         Ok(dict.into_any())

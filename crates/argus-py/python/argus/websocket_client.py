@@ -324,14 +324,13 @@ class WebSocketClient:
     asyncio loop that called ``connect()``, fed in batches from the Rust
     engine: one GIL acquisition per batch, dicts built without JSON.
 
-    ``slow_consumer`` chooses what the engine does when its consumers fall
-    behind the feed: ``"backpressure"`` (default, lossless: reading the
-    socket waits), ``"drop_oldest"`` or ``"conflate_latest"`` (latest per
-    symbol and data type), in a queue of ``queue_capacity`` messages; see
-    ``get_stats()["queue"]``. Until the engine's event stream applies it
-    (argus issue 10), Python handlers and ``events()`` read a stream with
-    room for 65,536 events: a consumer further behind receives a ``lagged``
-    event counting what it missed.
+    ``slow_consumer`` chooses what happens when the Python side (handlers and
+    ``events()`` streams) falls behind the feed: ``"backpressure"``
+    (default, lossless: the engine stops reading the socket until Python
+    catches up, so the server sees the client slow down), ``"drop_oldest"``
+    or ``"conflate_latest"`` (latest per symbol and data type), with room
+    for ``queue_capacity`` events; a lossy policy says what it dropped with
+    a ``{"type": "lagged", "missed": n}`` event, in its place.
     """
 
     def __init__(
