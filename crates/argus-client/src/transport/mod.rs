@@ -16,6 +16,9 @@ use tungstenite::handshake::client::Request;
 use tungstenite::http::{HeaderValue, header};
 use tungstenite::protocol::WebSocketConfig;
 
+#[cfg(feature = "futures-io")]
+pub mod futures_io;
+
 /// The most bytes of outgoing frames buffered for a socket that does not
 /// drain. A client sends little (subscribe requests, pings); a link whose
 /// buffer fills up this far is treated as lost.
