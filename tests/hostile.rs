@@ -866,24 +866,23 @@ fn closes_with_invalid_codes_end_the_link_and_the_session_resumes() {
     assert!(
         disconnects
             .iter()
-            .all(|r| matches!(r, DisconnectReason::ServerClosed { .. })),
+            .all(|r| matches!(r, DisconnectReason::InvalidCloseCode { .. })),
         "{disconnects:?}"
     );
 }
 
 /// Row "closed with an invalid code": the event names the code the server
-/// sent. Today the client reports tungstenite's substitute for each:
-/// `ServerClosed { code: 1002, reason: "Protocol violation" }`.
+/// sent, and says it was invalid (tungstenite reports 1002 "Protocol
+/// violation" in its place; the transport follows the close frame itself).
 #[test]
-#[ignore = "issue 15: an invalid close code (999, 1005, 5000) is reported as tungstenite's substitute 1002 \"Protocol violation\""]
 fn closes_with_invalid_codes_are_reported_as_sent() {
     let events = closed_with_invalid_codes();
     let codes: Vec<u16> = events
         .disconnects()
         .iter()
         .map(|reason| match reason {
-            DisconnectReason::ServerClosed { code, .. } => *code,
-            other => panic!("not a close: {other:?}"),
+            DisconnectReason::InvalidCloseCode { code } => *code,
+            other => panic!("not an invalid close: {other:?}"),
         })
         .collect();
     assert_eq!(codes, INVALID_CODES, "{:?}", events.disconnects());

@@ -55,4 +55,8 @@ impl Runtime for AsyncStd {
         })
         .await
     }
+
+    fn sent_close_code(socket: &Self::Socket) -> Option<u16> {
+        futures_io::sent_close_code(socket)
+    }
 }

@@ -144,7 +144,8 @@ impl<R: Runtime> Driver<R> {
                 }
                 Step::Link(Ready::Frame(frame)) => {
                     let arrived = R::now();
-                    self.link.feed(&mut self.core, frame, arrived, R::now);
+                    self.link
+                        .feed(&mut self.core, frame, arrived, R::now, R::sent_close_code);
                     self.read_ready_frames(arrived);
                 }
             }
@@ -176,7 +177,8 @@ impl<R: Runtime> Driver<R> {
                 break;
             };
             self.drain();
-            self.link.feed(&mut self.core, frame, arrived, R::now);
+            self.link
+                .feed(&mut self.core, frame, arrived, R::now, R::sent_close_code);
             read += 1;
         }
         self.read_batch = if read == self.read_batch {

@@ -163,6 +163,7 @@ where
         frame: Option<Result<Message, WsError>>,
         arrived: Instant,
         now: impl FnOnce() -> Instant,
+        sent_close_code: impl FnOnce(&S) -> Option<u16>,
     ) {
         let at = match &frame {
             Some(Ok(Message::Text(_))) => arrived,
@@ -182,10 +183,15 @@ where
             Some(Ok(Message::Close(frame))) => {
                 // tungstenite queued the close reply: send it if it can go
                 // at once, then drop the socket.
+                let mut sent = None;
                 if let Self::Open { mut socket, .. } = std::mem::replace(self, Self::None) {
+                    sent = sent_close_code(&socket);
                     let _ = socket.flush().now_or_never();
                 }
                 let (code, reason) = match &frame {
+                    // tungstenite replaced an invalid code (and its reason):
+                    // report the code as the server sent it.
+                    Some(f) if sent.is_some_and(|s| s != u16::from(f.code)) => (sent, ""),
                     Some(f) => (Some(u16::from(f.code)), f.reason.as_str()),
                     None => (None, ""),
                 };

@@ -51,4 +51,13 @@ pub trait Runtime: Send + Sync + 'static {
         request: OpenRequest,
         tls: Arc<rustls::ClientConfig>,
     ) -> impl Future<Output = Result<Self::Socket, OpenError>> + Send + 'static;
+
+    /// The code of the last close frame the server sent, as sent, when the
+    /// socket follows it (see
+    /// [`CloseCodeSniffer`](crate::transport::CloseCodeSniffer)):
+    /// tungstenite reports an invalid code as 1002. `None` by default.
+    fn sent_close_code(socket: &Self::Socket) -> Option<u16> {
+        let _ = socket;
+        None
+    }
 }

@@ -10,7 +10,7 @@ use crate::data::{MarketData, TimestampParser};
 use crate::io::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ConnectionState,
     DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, LinkError, OpenError, OpenRequest,
-    ProtocolError, RequestKind, ServerError, Transmit,
+    ProtocolError, RequestKind, ServerError, Transmit, is_valid_close_code,
 };
 use crate::stats::Stats;
 use crate::subscription::{InvalidSubscriptionId, SubscriptionId};
@@ -508,6 +508,9 @@ impl Client {
                 }
                 Phase::Live => {
                     let reason = match code {
+                        Some(code) if !is_valid_close_code(code) => {
+                            DisconnectReason::InvalidCloseCode { code }
+                        }
                         Some(code) => DisconnectReason::ServerClosed {
                             code,
                             reason: reason.to_owned(),

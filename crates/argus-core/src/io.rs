@@ -151,6 +151,12 @@ impl fmt::Debug for OpenRequest {
     }
 }
 
+/// Whether RFC 6455 (section 7.4) allows `code` in a close frame: 1000–1003,
+/// 1007–1014, and 3000–4999 for libraries and applications.
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// Close code: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
 /// Close code: going away.
@@ -249,6 +255,14 @@ pub enum DisconnectReason {
         code: u16,
         /// The close reason.
         reason: String,
+    },
+    /// The server sent a close frame whose code RFC 6455 does not allow on
+    /// the wire (999, 1005, 5000, …): reported as sent. The link is lost
+    /// all the same, and the client reconnects.
+    #[error("the server closed the connection with code {code}, which is not a valid close code")]
+    InvalidCloseCode {
+        /// The code as the server sent it.
+        code: u16,
     },
     /// The socket ended without a close frame.
     #[error("the connection was lost without a close frame")]

@@ -143,6 +143,10 @@ impl Converter {
                     DisconnectReason::Failed { .. } => "failed",
                     DisconnectReason::HeartbeatTimeout { .. } => "heartbeat_timeout",
                     DisconnectReason::SeqOutOfRange { .. } => "seq_out_of_range",
+                    DisconnectReason::InvalidCloseCode { code } => {
+                        dict.set_item(intern!(py, "code"), code)?;
+                        "invalid_close_code"
+                    }
                     _ => "other",
                 };
                 dict.set_item(intern!(py, "kind"), kind)?;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use argus_client::Runtime;
 use argus_client::rustls;
-use argus_client::transport::{self, Prepared};
+use argus_client::transport::{self, CloseCodeSniffer, Prepared};
 use argus_core::{OpenError, OpenRequest};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -65,13 +65,17 @@ impl Runtime for Tokio {
         // Ticks are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
         let stream = match tls_name {
-            Some(name) => Transport::Tls(Box::new(
+            Some(name) => Stream::Tls(Box::new(
                 tokio_rustls::TlsConnector::from(tls)
                     .connect(name, tcp)
                     .await
                     .map_err(transport::tls_error)?,
             )),
-            None => Transport::Plain(tcp),
+            None => Stream::Plain(tcp),
+        };
+        let stream = Transport {
+            stream,
+            sniffer: CloseCodeSniffer::default(),
         };
         let (socket, _response) =
             tokio_tungstenite::client_async_with_config(http, stream, Some(config))
@@ -79,11 +83,22 @@ impl Runtime for Tokio {
                 .map_err(transport::handshake_error)?;
         Ok(socket)
     }
+
+    fn sent_close_code(socket: &Self::Socket) -> Option<u16> {
+        socket.get_ref().sniffer.close_code()
+    }
 }
 
-/// A TCP stream, with or without TLS.
+/// A TCP stream, with or without TLS, whose close frames are followed
+/// (see [`Runtime::sent_close_code`]).
 #[derive(Debug)]
-pub enum Transport {
+pub struct Transport {
+    stream: Stream,
+    sniffer: CloseCodeSniffer,
+}
+
+#[derive(Debug)]
+enum Stream {
     /// `ws://`.
     Plain(TcpStream),
     /// `wss://`.
@@ -96,10 +111,16 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if let Poll::Ready(Ok(())) = read {
+            this.sniffer.observe(&buf.filled()[before..]);
         }
+        read
     }
 }
 
@@ -109,23 +130,23 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use argus_core::{OpenError, OpenRequest};
 use async_tungstenite::WebSocketStream;
@@ -13,10 +15,59 @@ use futures_rustls::client::TlsStream;
 use futures_util::future::Either;
 use futures_util::io::{AsyncRead, AsyncWrite};
 
-use super::{Prepared, connect_error, handshake_error, prepare, tls_error};
+use super::{CloseCodeSniffer, Prepared, connect_error, handshake_error, prepare, tls_error};
 
-/// A TCP stream of type `S`, plain (`ws://`) or with TLS (`wss://`).
-pub type Transport<S> = Either<S, Box<TlsStream<S>>>;
+/// A TCP stream of type `S`, plain (`ws://`) or with TLS (`wss://`), whose
+/// close frames are followed (see [`sent_close_code`]).
+pub type Transport<S> = Sniffed<Either<S, Box<TlsStream<S>>>>;
+
+/// A stream whose incoming bytes a [`CloseCodeSniffer`] follows.
+#[derive(Debug)]
+pub struct Sniffed<T> {
+    inner: T,
+    sniffer: CloseCodeSniffer,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Sniffed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = read {
+            this.sniffer.observe(&buf[..n]);
+        }
+        read
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Sniffed<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
+
+/// The code of the last close frame the server sent on `socket`, as sent.
+pub fn sent_close_code<S>(socket: &WebSocketStream<Transport<S>>) -> Option<u16>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    socket.get_ref().sniffer.close_code()
+}
 
 /// Opens the connection the core asked for: `connect(host, port)` for TCP
 /// (the runtime's; it should set `TCP_NODELAY`), then TLS with `tls` for
@@ -51,6 +102,10 @@ where
                 .map_err(tls_error)?,
         )),
         None => Either::Left(tcp),
+    };
+    let stream = Sniffed {
+        inner: stream,
+        sniffer: CloseCodeSniffer::default(),
     };
     let (socket, _response) =
         async_tungstenite::client_async_with_config(http, stream, Some(config))

@@ -16,8 +16,11 @@ use tungstenite::handshake::client::Request;
 use tungstenite::http::{HeaderValue, header};
 use tungstenite::protocol::WebSocketConfig;
 
+mod close_code;
 #[cfg(feature = "futures-io")]
 pub mod futures_io;
+
+pub use close_code::CloseCodeSniffer;
 
 /// The most bytes of outgoing frames buffered for a socket that does not
 /// drain. A client sends little (subscribe requests, pings); a link whose
