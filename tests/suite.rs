@@ -154,6 +154,16 @@ pub fn wss_with_a_trusted_custom_root_gets_data_and_an_untrusted_one_is_fatal<R:
         seen.wait_for(10).await;
         assert_consecutive(&seen.seqs(), 1, "over TLS");
 
+        // The same root as PEM works too.
+        let pem = WebSocketClient::<R>::builder(client_config(&bed.url()))
+            .builtin_roots(false)
+            .add_root_certificates_pem(key.cert.pem())
+            .build()
+            .unwrap();
+        within("connect with a PEM root", pem.connect()).await.unwrap();
+        pem.disconnect().await;
+
+        let attempts = bed.stats().connection_attempts;
         let untrusted = WebSocketClient::<R>::builder(client_config(&bed.url()))
             .builtin_roots(false)
             .build()
@@ -168,7 +178,10 @@ pub fn wss_with_a_trusted_custom_root_gets_data_and_an_untrusted_one_is_fatal<R:
             ),
             "{error:?}"
         );
+        assert!(error.is_fatal());
+        assert_eq!(untrusted.state(), ConnectionState::Error);
         assert_eq!(untrusted.stats().await.connection.connect_attempts, 1);
+        assert_eq!(bed.stats().connection_attempts, attempts + 1, "no retry");
     }));
 }
 
