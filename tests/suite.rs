@@ -160,7 +160,9 @@ pub fn wss_with_a_trusted_custom_root_gets_data_and_an_untrusted_one_is_fatal<R:
             .add_root_certificates_pem(key.cert.pem())
             .build()
             .unwrap();
-        within("connect with a PEM root", pem.connect()).await.unwrap();
+        within("connect with a PEM root", pem.connect())
+            .await
+            .unwrap();
         pem.disconnect().await;
 
         let attempts = bed.stats().connection_attempts;
