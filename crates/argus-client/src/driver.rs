@@ -43,8 +43,10 @@ pub(crate) struct Driver<R: Runtime> {
     shared: Arc<Shared>,
     tls: Arc<rustls::ClientConfig>,
     link: Link<R::Socket>,
-    /// The timer, made at the first deadline and reset for later ones.
-    timer: Option<R::Timer>,
+    /// The timer and the deadline it is set to: made at the first deadline,
+    /// reset only when the deadline moves (most turns, a message each, do
+    /// not move it, and resetting costs some runtimes a reactor wake-up).
+    timer: Option<(R::Timer, Instant)>,
     /// A write failed while draining: the link is lost, to be fed to the
     /// core as the next turn's mutation.
     lost: Option<String>,
@@ -96,12 +98,20 @@ impl<R: Runtime> Driver<R> {
             }
             if let Some(d) = deadline {
                 match &mut self.timer {
-                    Some(timer) => R::reset(timer, d),
-                    None => self.timer = Some(R::timer(d)),
+                    Some((_, at)) if *at == d => {}
+                    Some((timer, at)) => {
+                        R::reset(timer, d);
+                        *at = d;
+                    }
+                    None => self.timer = Some((R::timer(d), d)),
                 }
             }
             let step = {
-                let mut timer = self.timer.as_mut().filter(|_| deadline.is_some());
+                let mut timer = self
+                    .timer
+                    .as_mut()
+                    .map(|(timer, _)| timer)
+                    .filter(|_| deadline.is_some());
                 let (link, commands) = (&mut self.link, &mut self.commands);
                 let full = match link {
                     Link::Open { .. } => self.delivery.full_queue(),
