@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod live;
+pub mod scripted;
 pub mod suite;
 
 use std::collections::VecDeque;
