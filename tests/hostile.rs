@@ -79,6 +79,18 @@ fn config(url: &str) -> ConnectionConfigBuilder {
         .max_message_size(MAX_MESSAGE)
 }
 
+/// A client of `url` with the fast config, connected and subscribed to
+/// `main` (AAPL prices), and its event stream.
+async fn subscribed_client(url: &str) -> (WebSocketClient, Events) {
+    let client = client(config(url));
+    let events = Events::of(&client);
+    within("connect", client.connect()).await.unwrap();
+    within("subscribe", client.subscribe("main", prices()))
+        .await
+        .unwrap();
+    (client, events)
+}
+
 fn client(config: ConnectionConfigBuilder) -> WebSocketClient {
     WebSocketClient::new(config.build().expect("a valid config")).expect("a valid client")
 }
@@ -263,12 +275,7 @@ fn a_resume_never_answered_is_a_lost_session_and_subscriptions_are_sent_again() 
             }
             conn.drain().await
         });
-        let client = client(config(server.url()));
-        let mut events = Events::of(&client);
-        within("connect", client.connect()).await.unwrap();
-        within("subscribe", client.subscribe("main", prices()))
-            .await
-            .unwrap();
+        let (_client, mut events) = subscribed_client(server.url()).await;
         events.until_data(3).await;
         let gap = events
             .until("the resume's deadline", |e| match e {
@@ -329,12 +336,7 @@ fn a_seq_far_ahead_is_a_protocol_error_never_data_and_a_new_session_follows() {
             }
             conn.drain().await
         });
-        let client = client(config(server.url()));
-        let mut events = Events::of(&client);
-        within("connect", client.connect()).await.unwrap();
-        within("subscribe", client.subscribe("main", prices()))
-            .await
-            .unwrap();
+        let (_client, mut events) = subscribed_client(server.url()).await;
         events.until_data(3).await;
         let error = events
             .until("the protocol error", |e| match e {
@@ -588,12 +590,7 @@ fn closed_with_invalid_codes() -> Events {
                 None => conn.drain().await,
             }
         });
-        let client = client(config(server.url()));
-        let mut events = Events::of(&client);
-        within("connect", client.connect()).await.unwrap();
-        within("subscribe", client.subscribe("main", prices()))
-            .await
-            .unwrap();
+        let (_client, mut events) = subscribed_client(server.url()).await;
         events.until_data(4).await;
         assert_eq!(server.connections(), 4);
         events
@@ -694,12 +691,7 @@ fn a_ping_flood_from_a_slow_reading_server_never_tears_a_healthy_link_down() {
                 Some(())
             }
         });
-        let client = client(config(server.url()));
-        let mut events = Events::of(&client);
-        within("connect", client.connect()).await.unwrap();
-        within("subscribe", client.subscribe("main", prices()))
-            .await
-            .unwrap();
+        let (_client, mut events) = subscribed_client(server.url()).await;
         let last = events
             .until("the end of the flood", |e| match e {
                 Event::Data(d) if &*d.symbol() == "DONE" => Some(d.seq()),
