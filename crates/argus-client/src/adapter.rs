@@ -30,7 +30,7 @@ macro_rules! adapter {
         /// Why the manager could not create a client.
         pub type ManagerError = $crate::argus_manager::ManagerError<$crate::BuildError>;
 
-        pub use $crate::handler;
+        pub use $crate::{handler, lines};
         pub use $crate::{
             BuildError, CertificateDer, ClientStats, ConnectError, DEFAULT_EVENT_CAPACITY,
             DEFAULT_QUEUE_CAPACITY, EventStream, HandlerId, Interest, Lagged, LossyEventStream,
@@ -42,7 +42,7 @@ macro_rules! adapter {
         pub use $crate::argus_core::{
             ApiKey, ConnectionConfig, ConnectionState, DataType, DisconnectReason, Event, Gap,
             GapCause, GiveUpReason, MarketData, OpenError, ProtocolError, RequestKind,
-            ServerError, Stats, SubscriptionConfig, SubscriptionId, SubscriptionStatus,
+            ResumePoint, ServerError, SessionToken, Stats, SubscriptionConfig, SubscriptionId, SubscriptionStatus,
             UpdateFrequency,
         };
     };

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use argus_core::{Client, ConnectionConfig};
+use argus_core::{Client, ConnectionConfig, ResumePoint, SubscriptionConfig};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -52,6 +52,8 @@ pub struct ClientBuilder<R: Runtime> {
     roots_pem: Vec<Vec<u8>>,
     builtin_roots: bool,
     rng_seed: Option<u64>,
+    subscriptions: Vec<(String, SubscriptionConfig)>,
+    resume_from: Option<ResumePoint>,
 }
 
 impl<R: Runtime> Clone for ClientBuilder<R> {
@@ -66,6 +68,8 @@ impl<R: Runtime> Clone for ClientBuilder<R> {
             roots_pem: self.roots_pem.clone(),
             builtin_roots: self.builtin_roots,
             rng_seed: self.rng_seed,
+            subscriptions: self.subscriptions.clone(),
+            resume_from: self.resume_from.clone(),
         }
     }
 }
@@ -83,6 +87,8 @@ impl<R: Runtime> fmt::Debug for ClientBuilder<R> {
             )
             .field("builtin_roots", &self.builtin_roots)
             .field("rng_seed", &self.rng_seed)
+            .field("subscriptions", &self.subscriptions)
+            .field("resume_from", &self.resume_from)
             .finish()
     }
 }
@@ -99,6 +105,8 @@ impl<R: Runtime> ClientBuilder<R> {
             roots_pem: Vec::new(),
             builtin_roots: cfg!(feature = "webpki-roots"),
             rng_seed: None,
+            subscriptions: Vec::new(),
+            resume_from: None,
         }
     }
 
@@ -147,6 +155,28 @@ impl<R: Runtime> ClientBuilder<R> {
     /// Seeds the reconnect jitter, for reproducible runs (default: random).
     pub fn rng_seed(mut self, seed: u64) -> Self {
         self.rng_seed = Some(seed);
+        self
+    }
+
+    /// A subscription the client holds from the start: sent on the first
+    /// connection, with no call to wait on. With
+    /// [`resume_from`](Self::resume_from), these are what the resumed
+    /// session is expected to hold; the client reconciles the session with
+    /// them. Checked by [`build`](Self::build).
+    pub fn subscribe(mut self, id: impl Into<String>, config: SubscriptionConfig) -> Self {
+        self.subscriptions.push((id.into(), config));
+        self
+    }
+
+    /// Resumes a session persisted by an earlier process (see
+    /// [`ResumePoint`] and [`Event::SessionStarted`](argus_core::Event::SessionStarted)) on the first
+    /// connection instead of starting a new one. If the server can no
+    /// longer resume it, the events say so with one gap from
+    /// `point.last_seq + 1` before the new session. Add the session's
+    /// subscriptions with [`subscribe`](Self::subscribe). The point is a
+    /// secret; `Debug` redacts its token.
+    pub fn resume_from(mut self, point: ResumePoint) -> Self {
+        self.resume_from = Some(point);
         self
     }
 
@@ -199,7 +229,14 @@ impl<R: Runtime> ClientBuilder<R> {
         let seed = self
             .rng_seed
             .unwrap_or_else(|| RandomState::new().hash_one(0x5eed_u64));
-        let core = Client::new(self.config.clone(), seed)?;
+        let mut core = Client::new(self.config.clone(), seed)?;
+        for (id, config) in &self.subscriptions {
+            core.subscribe(R::now(), id, config)
+                .map_err(BuildError::Subscription)?;
+        }
+        if let Some(point) = self.resume_from.clone() {
+            core.resume_from(point);
+        }
 
         let tls = if self.roots_der.is_empty() && self.roots_pem.is_empty() {
             // Clients without roots of their own share one configuration.

@@ -21,6 +21,9 @@ pub enum BuildError {
     /// rustls refused the TLS settings.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// A subscription given to the builder is invalid.
+    #[error("subscription: {0}")]
+    Subscription(argus_core::SubscribeError),
 }
 
 /// Why [`connect`](crate::WebSocketClient::connect) or

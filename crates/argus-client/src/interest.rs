@@ -53,8 +53,10 @@ impl Interest {
     /// Problems with what the server sent ([`Event::ProtocolError`]), and
     /// messages of unknown type ([`Event::Ignored`]).
     pub const ERRORS: Self = Self(1 << 10);
+    /// A new session began ([`Event::SessionStarted`]).
+    pub const SESSION: Self = Self(1 << 11);
     /// Every event.
-    pub const ALL: Self = Self((1 << 11) - 1);
+    pub const ALL: Self = Self((1 << 12) - 1);
 
     /// The kind of one event.
     pub fn of(event: &Event) -> Self {
@@ -64,6 +66,7 @@ impl Interest {
             Event::Subscribed(_)
             | Event::SubscribeFailed { .. }
             | Event::RequestTimedOut { .. } => Self::SUBSCRIPTIONS,
+            Event::SessionStarted { .. } => Self::SESSION,
             Event::Resumed { .. } => Self::RESUMED,
             Event::Gap(_) => Self::GAP,
             Event::Disconnected(_) => Self::DISCONNECTED,
@@ -93,12 +96,13 @@ impl Interest {
         Self(self.0 & other.0)
     }
 
-    const NAMES: [(&'static str, Self); 11] = [
+    const NAMES: [(&'static str, Self); 12] = [
         ("price", Self::PRICE),
         ("volume", Self::VOLUME),
         ("orderbook", Self::ORDERBOOK),
         ("state", Self::STATE),
         ("subscriptions", Self::SUBSCRIPTIONS),
+        ("session", Self::SESSION),
         ("resumed", Self::RESUMED),
         ("gap", Self::GAP),
         ("disconnected", Self::DISCONNECTED),
@@ -161,7 +165,7 @@ impl fmt::Debug for Interest {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "`{0}` is not an event kind: use price, volume, orderbook, data, state, subscriptions, \
-     resumed, gap, disconnected, reconnecting, gave_up, errors, or all (alias debug)"
+     session, resumed, gap, disconnected, reconnecting, gave_up, errors, or all (alias debug)"
 )]
 pub struct InvalidInterest(pub String);
 
@@ -170,7 +174,7 @@ impl FromStr for Interest {
 
     /// Kind names separated by commas: `price`, `volume`, `orderbook`,
     /// `data` (all three), the event kinds (`state`, `subscriptions`,
-    /// `resumed`, `gap`, `disconnected`, `reconnecting`, `gave_up`,
+    /// `session`, `resumed`, `gap`, `disconnected`, `reconnecting`, `gave_up`,
     /// `errors`), and `all` or the original SDK's `debug` for everything.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut set = Self::NONE;

@@ -63,6 +63,7 @@ mod error;
 mod events;
 pub mod handler;
 mod interest;
+pub mod lines;
 mod link;
 mod manager;
 mod queue;

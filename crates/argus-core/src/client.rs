@@ -10,7 +10,7 @@ use crate::data::{MarketData, TimestampParser};
 use crate::io::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ConnectionState,
     DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, LinkError, OpenError, OpenRequest,
-    ProtocolError, RequestKind, ServerError, Transmit, is_valid_close_code,
+    ProtocolError, RequestKind, ResumePoint, ServerError, Transmit, is_valid_close_code,
 };
 use crate::stats::Stats;
 use crate::subscription::{InvalidSubscriptionId, SubscriptionId};
@@ -76,12 +76,6 @@ type Leaving = BTreeMap<SubscriptionId, Option<Instant>>;
 /// Requests are sent in order with the same timeout, so the queue is sorted;
 /// an entry whose request was answered meanwhile is skipped when it is due.
 type Due = VecDeque<(Instant, RequestKind, SubscriptionId)>;
-
-#[derive(Debug)]
-struct Session {
-    token: SessionToken<'static>,
-    last_seq: u64,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -185,7 +179,7 @@ pub struct Client {
     leaving: Leaving,
     due: Due,
     /// The session of the current link, or of the last one while reconnecting.
-    session: Option<Session>,
+    session: Option<ResumePoint>,
     /// While a `resume` is in flight: the fresh session this link's `welcome` named.
     resuming: Option<SessionToken<'static>>,
     /// The current link delivered data or answered a heartbeat: only then
@@ -283,7 +277,35 @@ impl Client {
         self.session.as_ref().map(|s| s.last_seq)
     }
 
+    /// The current session and its last seq, if there is a session: what
+    /// [`resume_from`](Self::resume_from) takes to resume it elsewhere. A
+    /// secret (see [`ResumePoint`]).
+    pub fn resume_point(&self) -> Option<&ResumePoint> {
+        self.session.as_ref()
+    }
+
     // ---- commands ----
+
+    /// Resumes `point` on the next connection instead of starting a session:
+    /// the first message after `welcome` is a `resume` from `point.last_seq`.
+    /// For a process that persisted the point and restarted; subscribe what
+    /// the session holds before connecting, or the reconciliation after
+    /// `resumed` unsubscribes it. If the server refuses, the usual
+    /// [`Event::Gap`] (from `last_seq + 1`, cause `resume_failed`) comes
+    /// before the new session.
+    ///
+    /// Only while disconnected (before [`connect`](Self::connect)); returns
+    /// `false` and does nothing otherwise.
+    pub fn resume_from(&mut self, point: ResumePoint) -> bool {
+        if !matches!(
+            self.state,
+            ConnectionState::Disconnected | ConnectionState::Error
+        ) {
+            return false;
+        }
+        self.session = Some(point);
+        true
+    }
 
     /// Starts connecting, from `Disconnected` or `Error`; does nothing otherwise.
     ///
@@ -770,7 +792,7 @@ impl Client {
                 if self.resuming.take().is_some() {
                     self.timers[Timer::Resume as usize] = None;
                     if let Some(session) = &mut self.session {
-                        session.token = r.session.into_owned();
+                        session.session = r.session.into_owned();
                     }
                     let on_server: BTreeSet<&str> = r.subscriptions.iter().map(|s| &**s).collect();
                     self.reconcile(&on_server);
@@ -831,7 +853,7 @@ impl Client {
         match &self.session {
             Some(held) => {
                 let resume = ClientMessage::Resume(ResumeRequest {
-                    session: held.token.clone(),
+                    session: held.session.clone(),
                     last_seq: held.last_seq,
                 });
                 self.send(&resume);
@@ -846,7 +868,12 @@ impl Client {
     /// Adopts a new server session: nothing is on the server, so every
     /// subscription is sent again.
     fn start_session(&mut self, now: Instant, token: SessionToken<'static>) {
-        self.session = Some(Session { token, last_seq: 0 });
+        self.session = Some(ResumePoint {
+            session: token.clone(),
+            last_seq: 0,
+        });
+        self.events
+            .push_back(Event::SessionStarted { session: token });
         self.leaving.clear();
         for w in self.wanted.values_mut() {
             w.status = SubscriptionStatus::Queued;

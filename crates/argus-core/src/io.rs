@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::ApiKey;
 use crate::data::MarketData;
 use crate::subscription::SubscriptionId;
-use crate::wire::ErrorCode;
+use crate::wire::{ErrorCode, SessionToken};
 
 /// Something the transport observed, fed to [`Client::handle_input`](crate::Client::handle_input).
 #[derive(Debug)]
@@ -312,6 +312,26 @@ pub enum GiveUpReason {
     ReconnectDisabled(DisconnectReason),
 }
 
+/// Where a session stands: its token and the last seq processed. Enough to
+/// resume the session on a later connection, or in another process after a
+/// restart ([`Client::resume_from`](crate::Client::resume_from)).
+///
+/// A secret: the token lets anyone with the api key take the session over.
+/// `Debug` redacts it; serializing it (to persist it) writes it in clear, so
+/// store it where the api key would be stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    /// The session's token.
+    #[serde(deserialize_with = "owned_token")]
+    pub session: SessionToken<'static>,
+    /// The last seq processed in it (0: none yet).
+    pub last_seq: u64,
+}
+
+fn owned_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SessionToken<'static>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(SessionToken::new)
+}
+
 /// Data that did not reach the application: seqs `from..=to` are missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Gap {
@@ -434,6 +454,16 @@ pub enum Event {
         /// The server's error.
         error: ServerError,
     },
+    /// A new server session began: on the first connection, and whenever a
+    /// session could not be resumed (after its [`Event::Gap`]). Seqs start
+    /// again at 1. The token lets a consumer persist a [`ResumePoint`]
+    /// (session, last seq) and resume in another process
+    /// ([`Client::resume_from`](crate::Client::resume_from)); it is a
+    /// secret, redacted in `Debug`.
+    SessionStarted {
+        /// The session's token.
+        session: SessionToken<'static>,
+    },
     /// The session of an earlier connection was resumed.
     Resumed {
         /// How many missed messages the server replays next.
@@ -489,6 +519,7 @@ impl Event {
             Self::Data(_) => "data",
             Self::Subscribed(_) => "subscribed",
             Self::SubscribeFailed { .. } => "subscribe_failed",
+            Self::SessionStarted { .. } => "session_started",
             Self::Resumed { .. } => "resumed",
             Self::Gap(_) => "gap",
             Self::RequestTimedOut { .. } => "request_timed_out",

@@ -94,7 +94,8 @@ pub use config::{
 pub use data::{MarketData, OrderBook, Price, Timestamp, Volume};
 pub use io::{
     ConnectionState, DisconnectReason, Event, Gap, GapCause, GiveUpReason, Input, LinkError,
-    OpenError, OpenRequest, ProtocolError, RequestKind, ServerError, Transmit,
+    OpenError, OpenRequest, ProtocolError, RequestKind, ResumePoint, ServerError, Transmit,
 };
 pub use stats::Stats;
 pub use subscription::{DataType, Filters, SubscriptionId, Symbol, UpdateFrequency};
+pub use wire::SessionToken;

@@ -50,6 +50,7 @@ fn connect_welcome_subscribe_data() {
             "open",
             "state connecting",
             "recv welcome",
+            "session started",
             "state connected",
             "send subscribe main",
             "recv subscribed",
@@ -77,6 +78,7 @@ fn subscribe_while_disconnected_is_sent_on_connect() {
             "state connecting",
             "recv welcome",
             "send subscribe early",
+            "session started",
             "state connected",
             "recv subscribed",
             "subscribed early",
@@ -153,6 +155,7 @@ fn resume_failed_resubscribes_everything_and_reports_a_gap() {
             "send subscribe main",
             "send subscribe second",
             "gap 2.. ResumeFailed",
+            "session started",
             "recv subscribed",
             "subscribed main",
             "recv subscribed",
@@ -527,6 +530,7 @@ fn a_resume_never_answered_is_a_lost_session() {
             "t+10962ms",
             "send subscribe main",
             "gap 2.. ResumeTimedOut",
+            "session started",
             "recv subscribed",
             "subscribed main",
         ],
@@ -722,4 +726,77 @@ fn oversized_content_is_refused_before_it_is_copied_and_the_feed_goes_on() {
     );
     assert!(shown.contains(&"data main #3".to_owned()), "{shown:?}");
     assert_eq!(bed.client.state(), ConnectionState::Connected);
+}
+
+/// A process that persisted its resume point, died and restarted: the new
+/// client resumes the session from the persisted seq, and the server
+/// replays what came after it.
+fn restarted_from_seq_1(forget_sessions: bool) -> Vec<String> {
+    let mut bed = connected_with_main(21);
+    for price in [1.0, 2.0, 3.0] {
+        bed.server.tick(price);
+    }
+    bed.settle();
+    let mut point = bed.client.resume_point().cloned().expect("a session");
+    assert_eq!(point.last_seq, 3);
+    point.last_seq = 1; // persisted after #1 only
+    assert!(!format!("{point:?}").contains(point.session.expose()));
+    bed.server.close();
+    if forget_sessions {
+        bed.server.sessions.clear();
+    }
+    bed.client = argus_core::Client::new(Bed::config(), 22).unwrap();
+    bed.client
+        .subscribe(bed.now, "main", &prices(&["AAPL"]))
+        .unwrap();
+    assert!(bed.client.resume_from(point));
+    bed.client.connect(bed.now);
+    bed.take();
+    bed.settle();
+    assert!(
+        !bed.client
+            .resume_from(bed.client.resume_point().cloned().unwrap()),
+        "only before connecting"
+    );
+    bed.take()
+}
+
+#[test]
+fn a_restarted_process_resumes_its_persisted_point() {
+    assert_transcript(
+        restarted_from_seq_1(false),
+        &[
+            "open",
+            "state connecting",
+            "recv welcome",
+            "send resume last_seq=1",
+            "state connected",
+            "recv resumed",
+            "resumed replayed=2",
+            "recv price main #2",
+            "data main #2",
+            "recv price main #3",
+            "data main #3",
+        ],
+    );
+}
+
+#[test]
+fn a_restart_after_the_session_expired_reports_one_gap_from_the_persisted_seq() {
+    assert_transcript(
+        restarted_from_seq_1(true),
+        &[
+            "open",
+            "state connecting",
+            "recv welcome",
+            "send resume last_seq=1",
+            "state connected",
+            "recv error resume_failed",
+            "send subscribe main",
+            "gap 2.. ResumeFailed",
+            "session started",
+            "recv subscribed",
+            "subscribed main",
+        ],
+    );
 }

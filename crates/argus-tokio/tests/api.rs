@@ -182,8 +182,14 @@ async fn the_event_stream_sees_state_subscriptions_and_data() {
     })
     .await;
     assert_eq!(
-        seen[..4],
-        ["state_changed", "state_changed", "subscribed", "data"],
+        seen[..5],
+        [
+            "state_changed",
+            "session_started",
+            "state_changed",
+            "subscribed",
+            "data"
+        ],
         "{seen:?}"
     );
     // The stream ends once the client is gone.

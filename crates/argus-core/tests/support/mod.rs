@@ -388,6 +388,7 @@ pub fn describe_event(e: &Event) -> String {
         Event::Data(d) => format!("data {} #{}", d.subscription(), d.seq()),
         Event::Subscribed(id) => format!("subscribed {id}"),
         Event::SubscribeFailed { id, error } => format!("subscribe_failed {id} {}", error.code),
+        Event::SessionStarted { .. } => "session started".into(),
         Event::Resumed { replayed } => format!("resumed replayed={replayed}"),
         Event::Gap(g) => match (g.to, g.cause) {
             (Some(to), GapCause::SeqJump) => format!("gap {}..={to}", g.from),
