@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod live;
+pub mod nats;
 pub mod scripted;
 pub mod suite;
 

@@ -127,6 +127,22 @@ impl<C: ManagedClient> WebSocketClientManager<C> {
         Ok(client)
     }
 
+    /// Keeps a client built elsewhere (with a builder's settings, say) under
+    /// `name`. Returns a handle.
+    pub fn add_client(
+        &self,
+        name: impl Into<String>,
+        client: C,
+    ) -> Result<C, ManagerError<C::Error>> {
+        let name = name.into();
+        let mut clients = self.lock();
+        if clients.contains_key(&name) {
+            return Err(ManagerError::DuplicateName(name));
+        }
+        clients.insert(name, client.clone());
+        Ok(client)
+    }
+
     /// The client named `name`.
     pub fn get(&self, name: &str) -> Option<C> {
         self.lock().get(name).cloned()

@@ -1,0 +1,106 @@
+//! Names on the bus: the subject of each message, its `Nats-Msg-Id`, and
+//! the public name of an upstream session.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use argus_client::argus_core::{MarketData, SessionToken};
+
+/// The public name of an upstream session, safe to publish.
+///
+/// The session token is a secret: with the api key it lets anyone take the
+/// session over. This name is the first 16 bytes of SHA-256 over a domain
+/// tag and the token, in hex: it cannot be turned back into the token, and
+/// every process derives the same name from the same session, so a message
+/// published again after a restart carries the same id.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionName(String);
+
+impl SessionName {
+    /// The name of the session `token` names.
+    pub fn of(token: &SessionToken<'_>) -> Self {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"argus-relay/session-name/v1\0");
+        ctx.update(token.expose().as_bytes());
+        let digest = ctx.finish();
+        let mut hex = String::with_capacity(32);
+        for byte in &digest.as_ref()[..16] {
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        Self(hex)
+    }
+
+    /// The name, 32 hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionName({})", self.0)
+    }
+}
+
+/// A symbol as one subject token. NATS splits subjects at `.`, which a
+/// symbol may hold (`BRK.B`); it becomes `~`, which no symbol holds, so the
+/// mapping is one to one. Every other symbol character (`A–Z 0–9 - / _`)
+/// is kept.
+pub fn symbol_token(symbol: &str) -> Cow<'_, str> {
+    if symbol.contains('.') {
+        Cow::Owned(symbol.replace('.', "~"))
+    } else {
+        Cow::Borrowed(symbol)
+    }
+}
+
+/// The subject of a data message: `<prefix>.<type>.<SYMBOL>`.
+pub fn data_subject(prefix: &str, data: &MarketData) -> String {
+    let symbol = data.symbol();
+    format!(
+        "{prefix}.{}.{}",
+        data.data_type().as_str(),
+        symbol_token(symbol.as_str())
+    )
+}
+
+/// The `Nats-Msg-Id` of the data message `seq` of `session`.
+pub fn data_id(session: &SessionName, seq: u64) -> String {
+    format!("{session}:{seq}")
+}
+
+/// The `Nats-Msg-Id` of an event line of `session` (`gap`, `resumed`) at
+/// `seq`: the same event published again has the same id.
+pub fn event_id(session: &SessionName, event: &str, seq: u64) -> String {
+    format!("{session}:{event}:{seq}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_name_is_stable_and_never_the_token() {
+        let token = SessionToken::new("b3e0c5d1-secret");
+        let name = SessionName::of(&token);
+        assert_eq!(name, SessionName::of(&SessionToken::new("b3e0c5d1-secret")));
+        assert_ne!(name, SessionName::of(&SessionToken::new("b3e0c5d1-secreT")));
+        assert_eq!(name.as_str().len(), 32);
+        assert!(!name.as_str().contains("b3e0c5d1"));
+        assert!(name.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn symbols_become_one_subject_token_each() {
+        assert_eq!(symbol_token("AAPL"), "AAPL");
+        assert_eq!(symbol_token("BRK.B"), "BRK~B");
+        assert_ne!(symbol_token("BRK.B"), symbol_token("BRK_B"));
+        assert_eq!(symbol_token("EUR/USD"), "EUR/USD");
+    }
+}

@@ -1,0 +1,160 @@
+//! The relay against a real `nats-server -js` and the reference server:
+//! everything upstream reaches the stream exactly once, in order, across a
+//! broker restart and a relay restart.
+
+use std::collections::BTreeMap;
+
+use argus_nats::{
+    Relay, RelayConfig, RelayStats, Shard, plan_upstream, read_stream, start_upstream,
+};
+use argus_tests::live::{client_config, server_config, start_server, within};
+use argus_tests::nats::NatsServer;
+use argus_tokio::{DataType, Event, Tokio};
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+async fn jetstream(url: &str) -> jetstream::Context {
+    let client = within("NATS", async_nats::connect(url))
+        .await
+        .expect("NATS connects");
+    jetstream::new(client)
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// What the stream holds: data seqs by session name, and the event lines.
+#[derive(Debug, Default)]
+struct Stored {
+    seqs: BTreeMap<String, Vec<u64>>,
+    gaps: Vec<Value>,
+    resumed: Vec<Value>,
+    data: usize,
+}
+
+impl Stored {
+    async fn read(js: &jetstream::Context, stream: &str) -> Self {
+        let count = js
+            .get_stream(stream)
+            .await
+            .expect("the stream exists")
+            .get_info()
+            .await
+            .expect("stream info")
+            .state
+            .messages;
+        let mut messages = read_stream(js, stream, "argus.>", None)
+            .await
+            .expect("a consumer");
+        let mut stored = Self::default();
+        within("the stored messages", async {
+            for _ in 0..count {
+                let message = messages.next().await.expect("a message").expect("no error");
+                let body: Value = serde_json::from_slice(&message.payload).expect("JSON");
+                match message.subject.as_str() {
+                    "argus.gap" => stored.gaps.push(body),
+                    "argus.resumed" => stored.resumed.push(body),
+                    subject => {
+                        let id = message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get("Nats-Msg-Id"))
+                            .expect("every data message has an id")
+                            .to_string();
+                        let (session, seq) = id.split_once(':').expect("session:seq");
+                        assert_eq!(body["seq"].as_u64(), Some(seq.parse().unwrap()));
+                        assert_eq!(
+                            subject,
+                            format!(
+                                "argus.{}.{}",
+                                body["type"].as_str().unwrap(),
+                                body["symbol"].as_str().unwrap()
+                            )
+                        );
+                        stored
+                            .seqs
+                            .entry(session.to_owned())
+                            .or_default()
+                            .push(seq.parse().unwrap());
+                        stored.data += 1;
+                    }
+                }
+            }
+        })
+        .await;
+        stored
+    }
+
+    /// Each session's seqs are 1, 2, 3, … with no hole and no repeat.
+    fn assert_exactly_once_in_order(&self) {
+        for (session, seqs) in &self.seqs {
+            let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+            assert!(
+                *seqs == expected,
+                "session {session}: {} seqs, not 1..=n in order: {:?}",
+                seqs.len(),
+                first_difference(seqs)
+            );
+        }
+    }
+}
+
+fn first_difference(seqs: &[u64]) -> Option<(usize, u64)> {
+    seqs.iter()
+        .enumerate()
+        .find(|(i, s)| **s != *i as u64 + 1)
+        .map(|(i, s)| (i, *s))
+}
+
+/// Runs a relay of `symbols` (two a connection) until the first
+/// connection's client has seen `count` data messages.
+async fn relay_until(relay: &Relay, url: &str, symbols: &[&str], count: usize) -> RelayStats {
+    let plan = plan_upstream(&strings(symbols), &strings(&["price"]), Shard::ALL, 2).unwrap();
+    let upstream = within(
+        "the upstream",
+        start_upstream::<Tokio>(relay, &client_config(url), &plan, &[DataType::Price]),
+    )
+    .await
+    .expect("the upstream starts");
+    let mut watch = upstream.manager.get(&plan[0].key).unwrap().events();
+    let enough = async move {
+        let mut seen = 0;
+        while let Some(event) = watch.next().await {
+            seen += usize::from(matches!(event, Event::Data(_)));
+            if seen == count {
+                return;
+            }
+        }
+    };
+    let stats = within("the relay", relay.run(upstream.feeds, enough)).await;
+    upstream.manager.close_all().await;
+    stats
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_upstream_seq_reaches_the_stream_exactly_once_in_order() {
+    let nats = NatsServer::start();
+    let server = start_server(server_config()).await;
+    let js = jetstream(&nats.url()).await;
+    let relay = Relay::open(js.clone(), RelayConfig::default())
+        .await
+        .unwrap();
+    let stats = relay_until(
+        &relay,
+        &server.url(),
+        &["AAPL", "MSFT", "GOOGL", "AMZN"],
+        300,
+    )
+    .await;
+
+    let stored = Stored::read(&js, "ARGUS").await;
+    assert_eq!(stored.seqs.len(), 2, "one session per connection");
+    stored.assert_exactly_once_in_order();
+    assert!(stored.data >= 300, "{stored:?}");
+    assert_eq!(stored.data as u64, stats.published);
+    assert_eq!(stats.duplicates, 0);
+    assert!(stored.gaps.is_empty() && stored.resumed.is_empty());
+    assert!(stats.points_stored > 0);
+}
