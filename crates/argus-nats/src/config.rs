@@ -21,7 +21,6 @@ pub const DEFAULT_SYMBOLS_PER_CONNECTION: usize = 1000;
 
 /// What the relay publishes where, and its bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct RelayConfig {
     /// The JetStream stream (default `ARGUS`). Created when missing, with
     /// the subjects `<subject_prefix>.>`, file storage and
@@ -46,6 +45,9 @@ pub struct RelayConfig {
     /// The longest wait between attempts to publish what JetStream did
     /// not acknowledge (default 2 s; the first wait is 50 ms, doubling).
     pub max_retry_delay: Duration,
+    /// How long a publish may wait for its acknowledgement before it is
+    /// sent again, with everything after it (default 5 s).
+    pub ack_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +59,7 @@ impl Default for RelayConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             max_retry_delay: Duration::from_secs(2),
+            ack_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -102,6 +105,9 @@ impl RelayConfig {
         if self.max_retry_delay.is_zero() {
             return Err(ConfigError::MaxRetryDelay);
         }
+        if self.ack_timeout.is_zero() {
+            return Err(ConfigError::AckTimeout);
+        }
         Ok(())
     }
 }
@@ -130,6 +136,9 @@ pub enum ConfigError {
     /// The retry delay must be positive.
     #[error("max_retry_delay: must be greater than zero")]
     MaxRetryDelay,
+    /// The acknowledgement timeout must be positive.
+    #[error("ack_timeout: must be greater than zero")]
+    AckTimeout,
     /// A shard is `i/N` with `i < N`.
     #[error("shard: `{0}` is not i/N with 0 <= i < N")]
     Shard(String),

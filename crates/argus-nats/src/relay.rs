@@ -217,8 +217,9 @@ impl Relay {
     /// Checks `config`, and finds or creates the stream (subjects
     /// `<prefix>.>`, file storage, the de-duplication window) and the
     /// resume-point bucket (file storage, one value a key).
-    pub async fn open(js: jetstream::Context, config: RelayConfig) -> Result<Self, RelayError> {
+    pub async fn open(mut js: jetstream::Context, config: RelayConfig) -> Result<Self, RelayError> {
         config.validate()?;
+        js.set_timeout(config.ack_timeout);
         js.get_or_create_stream(stream::Config {
             name: config.stream.clone(),
             subjects: vec![format!("{}.>", config.subject_prefix)],

@@ -87,6 +87,27 @@ impl Stored {
         stored
     }
 
+    /// Each session's seqs are 1, 2, 3, … with no hole and no repeat, in
+    /// any order; returns how far the furthest one lies from its place.
+    fn assert_exactly_once(&self) -> usize {
+        let mut displaced = 0;
+        for (session, seqs) in &self.seqs {
+            let mut sorted = seqs.clone();
+            sorted.sort_unstable();
+            let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+            assert!(
+                sorted == expected,
+                "session {session}: {} seqs, not each of 1..=n once: {:?}",
+                seqs.len(),
+                first_difference(&sorted)
+            );
+            for (at, seq) in seqs.iter().enumerate() {
+                displaced = displaced.max((at as u64 + 1).abs_diff(*seq) as usize);
+            }
+        }
+        displaced
+    }
+
     /// Each session's seqs are 1, 2, 3, … with no hole and no repeat.
     fn assert_exactly_once_in_order(&self) {
         for (session, seqs) in &self.seqs {
@@ -111,6 +132,18 @@ fn first_difference(seqs: &[u64]) -> Option<(usize, u64)> {
 /// Runs a relay of `symbols` (two a connection) until the first
 /// connection's client has seen `count` data messages.
 async fn relay_until(relay: &Relay, url: &str, symbols: &[&str], count: usize) -> RelayStats {
+    relay_with(relay, url, symbols, count, || {}).await
+}
+
+/// [`relay_until`], calling `midway` once the first connection's client
+/// has seen half of `count`.
+async fn relay_with(
+    relay: &Relay,
+    url: &str,
+    symbols: &[&str],
+    count: usize,
+    midway: impl FnOnce() + Send,
+) -> RelayStats {
     let plan = plan_upstream(&strings(symbols), &strings(&["price"]), Shard::ALL, 2).unwrap();
     let upstream = within(
         "the upstream",
@@ -121,8 +154,12 @@ async fn relay_until(relay: &Relay, url: &str, symbols: &[&str], count: usize) -
     let mut watch = upstream.manager.get(&plan[0].key).unwrap().events();
     let enough = async move {
         let mut seen = 0;
+        let mut midway = Some(midway);
         while let Some(event) = watch.next().await {
             seen += usize::from(matches!(event, Event::Data(_)));
+            if seen == count / 2 {
+                midway.take().map(|f| tokio::task::block_in_place(f));
+            }
             if seen == count {
                 return;
             }
@@ -157,4 +194,36 @@ async fn every_upstream_seq_reaches_the_stream_exactly_once_in_order() {
     assert_eq!(stats.duplicates, 0);
     assert!(stored.gaps.is_empty() && stored.resumed.is_empty());
     assert!(stats.points_stored > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_and_repeats_nothing() {
+    let mut nats = NatsServer::start();
+    let server = start_server(server_config()).await;
+    let js = jetstream(&nats.url()).await;
+    let config = RelayConfig {
+        ack_timeout: std::time::Duration::from_millis(500),
+        ..RelayConfig::default()
+    };
+    let relay = Relay::open(js.clone(), config).await.unwrap();
+    let stats = relay_with(&relay, &server.url(), &["AAPL", "MSFT"], 1200, || {
+        nats.restart()
+    })
+    .await;
+
+    let stored = Stored::read(&js, "ARGUS").await;
+    assert_eq!(stored.seqs.len(), 1);
+    // Publishes the dying broker swallowed are sent again after those the
+    // client had buffered for the new connection: each seq is stored once,
+    // and only what was in flight at the failure can be out of place.
+    let displaced = stored.assert_exactly_once();
+    assert!(displaced <= relay.config().max_in_flight, "{displaced}");
+    assert!(stored.data >= 1200, "{stored:?}");
+    // Every data message is acknowledged once at the end: as new, or as a
+    // duplicate of what an attempt before the failure had stored.
+    assert_eq!(
+        stats.published + stats.duplicates,
+        stored.data as u64,
+        "{stats:?}"
+    );
 }
