@@ -27,12 +27,93 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the feed as NDJSON on stdout: one data message or event per line.
-    Tail(StreamArgs),
+    /// Print the feed as NDJSON on stdout: one data message or event per
+    /// line, from a server or (`--from-nats`) from a relay's JetStream stream.
+    Tail(TailArgs),
     /// Show the feed as a live table in the terminal (`q` quits).
     Watch(StreamArgs),
     /// Run the reference server (argus-server) on this machine.
     Serve(ServeArgs),
+    /// Relay the feed into NATS JetStream: data to `<prefix>.<type>.<SYMBOL>`,
+    /// gaps and resumes to `<prefix>.gap` and `<prefix>.resumed`, resuming
+    /// the upstream session after a restart.
+    Relay(RelayArgs),
+}
+
+/// The flags of `tail`: those of a feed, and where to read instead.
+#[derive(Clone, Debug, Args)]
+pub struct TailArgs {
+    /// The feed read from a server (when `--from-nats` is not given).
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// Reading a relay's stream instead.
+    #[command(flatten)]
+    pub nats: FromNatsArgs,
+}
+
+/// The flags of `tail --from-nats`.
+#[derive(Clone, Debug, Args)]
+pub struct FromNatsArgs {
+    /// Read a relay's JetStream stream at this NATS server
+    /// (`nats://HOST:PORT`) instead of a feed.
+    #[arg(long, value_name = "NATS_URL")]
+    pub from_nats: Option<String>,
+    /// The stream to read.
+    #[arg(long, default_value = argus_nats::DEFAULT_STREAM, requires = "from_nats")]
+    pub stream: String,
+    /// Only subjects matching this, e.g. `argus.price.>` (default: all).
+    #[arg(long, requires = "from_nats")]
+    pub filter: Option<String>,
+    /// A durable consumer of this name: a restarted `tail` goes on after
+    /// the last line it printed (default: an ordered consumer from the
+    /// stream's start).
+    #[arg(long, requires = "from_nats")]
+    pub durable: Option<String>,
+}
+
+/// The flags of `relay`.
+#[derive(Clone, Debug, Args)]
+pub struct RelayArgs {
+    /// Where to connect upstream.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Symbols to relay, comma separated (this shard's part of them).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub symbols: Vec<String>,
+    /// Data types, comma separated: price, volume, orderbook.
+    #[arg(long, value_delimiter = ',', default_value = "price")]
+    pub types: Vec<DataType>,
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// The JetStream stream (created when missing).
+    #[arg(long, default_value = argus_nats::DEFAULT_STREAM)]
+    pub stream: String,
+    /// The first subject token.
+    #[arg(long, default_value = argus_nats::DEFAULT_SUBJECT_PREFIX)]
+    pub subject_prefix: String,
+    /// The key-value bucket of resume points (secrets: guard access to it).
+    #[arg(long, default_value = argus_nats::DEFAULT_BUCKET)]
+    pub bucket: String,
+    /// This relay's share of the symbols, `i/N`: the symbols whose stable
+    /// hash falls on `i`.
+    #[arg(long, default_value = "0/1")]
+    pub shard: argus_nats::Shard,
+    /// Symbols on one upstream connection; more symbols open more
+    /// connections.
+    #[arg(long, default_value_t = argus_nats::DEFAULT_SYMBOLS_PER_CONNECTION)]
+    pub symbols_per_connection: usize,
+    /// Publishes awaiting JetStream's acknowledgement before the relay
+    /// stops reading upstream.
+    #[arg(long, default_value_t = argus_nats::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// How long a publish may wait for its acknowledgement before it is
+    /// sent again.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub ack_timeout: Duration,
+    /// Stop after this long, e.g. 30s or 5m (default: until Ctrl-C).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
 }
 
 /// What `tail` and `watch` do when they cannot keep up with the feed, as
@@ -61,10 +142,10 @@ impl From<Policy> for QueuePolicy {
     }
 }
 
-/// The flags `tail` and `watch` share: where to connect, what to subscribe
-/// to, and how to keep the connection alive.
+/// Where to connect and how to keep the connection alive: the flags of
+/// every command that reads a feed (`tail`, `watch`, `relay`).
 #[derive(Clone, Debug, Args)]
-pub struct StreamArgs {
+pub struct ConnectionArgs {
     /// The server's WebSocket URL.
     #[arg(long, default_value = "ws://127.0.0.1:8000/ws")]
     pub url: String,
@@ -72,6 +153,53 @@ pub struct StreamArgs {
     /// variable: a flag shows in `ps` and in shell history.
     #[arg(long, env = "ARGUS_API_KEY", hide_env_values = true)]
     pub api_key: Option<ApiKey>,
+    /// Interval between the client's pings (heartbeat_interval).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Connect timeout and pong deadline (timeout).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Base delay of the reconnect backoff (reconnect_delay).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub reconnect_delay: Duration,
+    /// Longest wait between two attempts (max_backoff; default: 30s, or
+    /// --reconnect-delay when that is longer).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_backoff: Option<Duration>,
+    /// Consecutive failed attempts before giving up; 0 never reconnects
+    /// (max_reconnect_attempts).
+    #[arg(long, default_value_t = 5)]
+    pub max_reconnect_attempts: u32,
+}
+
+impl ConnectionArgs {
+    /// The connection settings, checked; the error names the offending
+    /// field and its flag.
+    pub fn connection_config(&self) -> Result<ConnectionConfig, UsageError> {
+        let config = ConnectionConfig {
+            url: self.url.clone(),
+            api_key: self.api_key.clone(),
+            max_reconnect_attempts: self.max_reconnect_attempts,
+            reconnect_delay: self.reconnect_delay,
+            max_backoff: self
+                .max_backoff
+                .unwrap_or(DEFAULT_MAX_BACKOFF.max(self.reconnect_delay)),
+            heartbeat_interval: self.heartbeat,
+            timeout: self.timeout,
+            ..ConnectionConfig::default()
+        };
+        config.validate().map_err(UsageError::Config)?;
+        Ok(config)
+    }
+}
+
+/// The flags `tail` and `watch` share: where to connect, what to subscribe
+/// to, and how to keep up.
+#[derive(Clone, Debug, Args)]
+pub struct StreamArgs {
+    /// Where to connect.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Symbols to subscribe to, comma separated.
     #[arg(
         long,
@@ -94,23 +222,6 @@ pub struct StreamArgs {
     /// Stop after this long, e.g. 30s or 5m (default: until Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Interval between the client's pings (heartbeat_interval).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub heartbeat: Duration,
-    /// Connect timeout and pong deadline (timeout).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-    /// Base delay of the reconnect backoff (reconnect_delay).
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub reconnect_delay: Duration,
-    /// Longest wait between two attempts (max_backoff; default: 30s, or
-    /// --reconnect-delay when that is longer).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub max_backoff: Option<Duration>,
-    /// Consecutive failed attempts before giving up; 0 never reconnects
-    /// (max_reconnect_attempts).
-    #[arg(long, default_value_t = 5)]
-    pub max_reconnect_attempts: u32,
     /// What to do when stdout (or the screen) cannot keep up with the feed.
     #[arg(long, value_enum, default_value_t = Policy::Backpressure)]
     pub policy: Policy,
@@ -123,20 +234,7 @@ impl StreamArgs {
     /// The connection settings, checked; the error names the offending
     /// field and its flag.
     pub fn connection_config(&self) -> Result<ConnectionConfig, UsageError> {
-        let config = ConnectionConfig {
-            url: self.url.clone(),
-            api_key: self.api_key.clone(),
-            max_reconnect_attempts: self.max_reconnect_attempts,
-            reconnect_delay: self.reconnect_delay,
-            max_backoff: self
-                .max_backoff
-                .unwrap_or(DEFAULT_MAX_BACKOFF.max(self.reconnect_delay)),
-            heartbeat_interval: self.heartbeat,
-            timeout: self.timeout,
-            ..ConnectionConfig::default()
-        };
-        config.validate().map_err(UsageError::Config)?;
-        Ok(config)
+        self.connection.connection_config()
     }
 
     /// The one subscription `tail` and `watch` make, checked.
@@ -201,6 +299,8 @@ pub enum UsageError {
     Server(String),
     /// `watch` needs a terminal.
     NotATerminal,
+    /// A relay setting is unusable.
+    Relay(argus_nats::ConfigError),
 }
 
 impl UsageError {
@@ -248,6 +348,7 @@ impl fmt::Display for UsageError {
             Self::Subscription(e) => write!(f, "{e}"),
             Self::Build(e) => write!(f, "{e}"),
             Self::Server(e) => write!(f, "{e}"),
+            Self::Relay(e) => write!(f, "{e}"),
             Self::NotATerminal => f.write_str(
                 "`argus watch` draws on a terminal, and stdout is not one; \
                  use `argus tail` to pipe or save the feed",
@@ -269,7 +370,7 @@ mod tests {
     fn tail(args: &[&str]) -> StreamArgs {
         let cli = Cli::try_parse_from(["argus", "tail"].iter().chain(args)).unwrap();
         match cli.command {
-            Command::Tail(args) => args,
+            Command::Tail(args) => args.stream,
             other => panic!("{other:?}"),
         }
     }

@@ -1,14 +1,17 @@
 //! # argus-cli
 //!
 //! The library behind `argus`, the command-line tool of Argus, a real-time
-//! market-data WebSocket SDK. It has three commands:
+//! market-data WebSocket SDK. It has four commands:
 //!
 //! - `argus tail` connects, subscribes, and prints every data message and
 //!   event as one JSON object per line (NDJSON) on stdout, in the order they
 //!   happened ([`tail::tail`], [`lines`] for the format, [`feed`] for the
 //!   client's one ordered stream it reads);
 //! - `argus watch` shows a live table, one row per symbol ([`watch`]);
-//! - `argus serve` runs the reference server ([`serve`]).
+//! - `argus serve` runs the reference server ([`serve`]);
+//! - `argus relay` writes the feed into NATS JetStream, sharded by symbol,
+//!   resuming its upstream sessions after a restart; `argus tail
+//!   --from-nats` reads it back ([`relay`], on `argus-nats`).
 //!
 //! Exit codes ([`Exit`]): 0 after `--duration` or Ctrl-C, 2 for a bad flag
 //! or setting, 3 when the server refused the credentials, 4 after giving up
@@ -32,13 +35,17 @@ pub mod exit;
 pub mod feed;
 pub mod lines;
 pub mod logging;
+pub mod relay;
 pub mod serve;
 pub mod tail;
 pub mod watch;
 
 use std::fmt::Display;
 
-pub use args::{Cli, Command, Policy, ServeArgs, StreamArgs, UsageError};
+pub use args::{
+    Cli, Command, ConnectionArgs, FromNatsArgs, Policy, RelayArgs, ServeArgs, StreamArgs, TailArgs,
+    UsageError,
+};
 pub use exit::Exit;
 
 /// Prints an error for the user on stderr.
@@ -62,9 +69,15 @@ pub fn run(cli: Cli) -> Exit {
     };
     runtime.block_on(async move {
         match &cli.command {
-            Command::Tail(args) => tail::tail(args, std::io::stdout(), interrupted()).await,
+            Command::Tail(args) => match &args.nats.from_nats {
+                Some(url) => {
+                    relay::tail_from_nats(url, args, std::io::stdout(), interrupted()).await
+                }
+                None => tail::tail(&args.stream, std::io::stdout(), interrupted()).await,
+            },
             Command::Watch(args) => watch::watch(args).await,
             Command::Serve(args) => serve::serve(args, interrupted()).await,
+            Command::Relay(args) => relay::relay(args, interrupted()).await,
         }
     })
 }

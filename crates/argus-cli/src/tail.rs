@@ -110,12 +110,7 @@ where
             return Exit::Usage;
         }
     };
-    let (lines, rx) = mpsc::channel::<String>(LINE_CHANNEL);
-    let (written, writer) = oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = written.send(write_lines(rx, out));
-    });
-    let mut output = Output { lines, open: true };
+    let (mut output, writer) = Output::start(out);
 
     let started = start(&client, subscription);
     let stop = until_either(stop, until(deadline));
@@ -183,30 +178,26 @@ where
     };
     let flushed = tokio::time::timeout_at(flush_by, last_lines).await.is_ok();
     let _ = tokio::time::timeout(CLOSE_WAIT, client.disconnect()).await;
-    drop(output);
-    let written = tokio::time::timeout_at(flush_by, writer).await;
+    let exit = output.finish(writer, exit).await;
     if let Some(failure) = failure {
         report(failure);
     }
-    match written {
-        Ok(Ok(Ok(()))) if flushed => exit,
-        Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::BrokenPipe => exit,
-        Ok(Ok(Err(e))) => {
-            report(format!("cannot write to stdout: {e}"));
-            Exit::Failure
-        }
-        Ok(Ok(Ok(()))) | Err(_) => {
-            report(format!(
-                "stdout was not read for {FLUSH_WAIT:?}; the last lines are lost"
-            ));
-            Exit::Failure
-        }
-        Ok(Err(_)) => Exit::Failure,
+    if flushed || exit == Exit::Failure {
+        exit
+    } else {
+        stdout_not_read()
     }
 }
 
+fn stdout_not_read() -> Exit {
+    report(format!(
+        "stdout was not read for {FLUSH_WAIT:?}; the last lines are lost"
+    ));
+    Exit::Failure
+}
+
 /// Resolves when either future does.
-async fn until_either(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
+pub(crate) async fn until_either(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
     tokio::select! {
         () = a => {}
         () = b => {}
@@ -214,19 +205,48 @@ async fn until_either(a: impl Future<Output = ()>, b: impl Future<Output = ()>) 
 }
 
 /// The sending side of the writer thread.
-struct Output {
+pub(crate) struct Output {
     lines: mpsc::Sender<String>,
     /// False once the writer thread stopped (stdout closed).
-    open: bool,
+    pub(crate) open: bool,
 }
 
+/// The writer thread's answer: how writing ended.
+pub(crate) type Written = oneshot::Receiver<io::Result<()>>;
+
 impl Output {
+    /// Starts the writer thread on `out`.
+    pub(crate) fn start<W: Write + Send + 'static>(out: W) -> (Self, Written) {
+        let (lines, rx) = mpsc::channel::<String>(LINE_CHANNEL);
+        let (written, writer) = oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = written.send(write_lines(rx, out));
+        });
+        (Self { lines, open: true }, writer)
+    }
+
+    /// Closes the output and waits (at most [`FLUSH_WAIT`]) for the writer
+    /// thread to write what is left: `exit`, or a failure to write.
+    pub(crate) async fn finish(self, writer: Written, exit: Exit) -> Exit {
+        drop(self);
+        match tokio::time::timeout(FLUSH_WAIT, writer).await {
+            Ok(Ok(Ok(()))) => exit,
+            Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::BrokenPipe => exit,
+            Ok(Ok(Err(e))) => {
+                report(format!("cannot write to stdout: {e}"));
+                Exit::Failure
+            }
+            Err(_) => stdout_not_read(),
+            Ok(Err(_)) => Exit::Failure,
+        }
+    }
+
     async fn item(&mut self, item: &Item) {
         self.line(item_line(item)).await;
     }
 
     /// Sends a line; cancel-safe (a line is sent whole or not at all).
-    async fn line(&mut self, line: String) {
+    pub(crate) async fn line(&mut self, line: String) {
         if self.open && self.lines.send(line).await.is_err() {
             self.open = false;
         }

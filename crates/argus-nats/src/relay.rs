@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use argus_client::argus_core::{Event, ResumePoint, SessionToken};
+use argus_client::argus_core::{Event, GiveUpReason, ResumePoint, SessionToken};
 use argus_client::{EventStream, lines};
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
@@ -106,7 +106,7 @@ impl fmt::Debug for Feed {
 }
 
 /// What a relay run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelayStats {
     /// Data messages JetStream acknowledged as stored.
@@ -122,6 +122,10 @@ pub struct RelayStats {
     pub retries: u64,
     /// Resume points written to the bucket.
     pub points_stored: u64,
+    /// An upstream client gave up (credentials refused, attempts
+    /// exhausted): the run ended there, after what came before was
+    /// published.
+    pub gave_up: Option<GiveUpReason>,
 }
 
 /// The relay. Cheap to share: it holds the JetStream context and the
@@ -285,8 +289,8 @@ impl Relay {
         }
     }
 
-    /// Relays `feeds` until they all end (their clients are gone) or
-    /// `shutdown` resolves, then waits for every publish in flight to be
+    /// Relays `feeds` until they all end (their clients are gone), one of
+    /// their clients gives up, or `shutdown` resolves, then waits for every publish in flight to be
     /// acknowledged and for the last resume points to be stored.
     ///
     /// Each feed's events are published in their order: data to
@@ -355,6 +359,7 @@ impl Run<'_> {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut closing = merged.is_empty();
         loop {
+            closing |= self.stats.gave_up.is_some();
             self.settle();
             self.start_store();
             if closing && self.in_flight.is_empty() && self.store.is_none() {
@@ -517,6 +522,11 @@ impl Run<'_> {
                     point: Some((session, 0)),
                     kind: Kind::Point,
                 }
+            }
+            Event::GaveUp(reason) => {
+                tracing::error!(feed = %state.key, %reason, "the upstream client gave up");
+                self.stats.gave_up = Some(reason);
+                return;
             }
             other => {
                 tracing::debug!(feed = %state.key, event = other.name(), "upstream");

@@ -158,7 +158,9 @@ async fn relay_with(
         while let Some(event) = watch.next().await {
             seen += usize::from(matches!(event, Event::Data(_)));
             if seen == count / 2 {
-                midway.take().map(|f| tokio::task::block_in_place(f));
+                if let Some(f) = midway.take() {
+                    tokio::task::block_in_place(f);
+                }
             }
             if seen == count {
                 return;
