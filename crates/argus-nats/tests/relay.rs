@@ -157,10 +157,10 @@ async fn relay_with(
         let mut midway = Some(midway);
         while let Some(event) = watch.next().await {
             seen += usize::from(matches!(event, Event::Data(_)));
-            if seen == count / 2 {
-                if let Some(f) = midway.take() {
-                    tokio::task::block_in_place(f);
-                }
+            if seen == count / 2
+                && let Some(f) = midway.take()
+            {
+                tokio::task::block_in_place(f);
             }
             if seen == count {
                 return;
