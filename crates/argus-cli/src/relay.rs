@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 
-use argus_nats::{Relay, RelayConfig, plan_upstream, read_stream, start_upstream};
+use argus_nats::{Halt, Relay, RelayConfig, plan_upstream, read_stream, start_upstream};
 use argus_tokio::Tokio;
 use futures_util::StreamExt;
 use tokio::time::Instant;
@@ -24,10 +24,11 @@ async fn jetstream(url: &str) -> Result<async_nats::jetstream::Context, Exit> {
     }
 }
 
-/// Runs `argus relay` until `--duration` passes, `stop` resolves (Ctrl-C,
-/// SIGTERM) or an upstream client gives up; then waits for what is in
-/// flight to be acknowledged, stores the resume points, and prints one
-/// `relay_stats` line on stdout.
+/// Runs `argus relay`: prints a `relaying` line on stdout once the stream
+/// exists and the upstream connections are up, relays until `--duration`
+/// passes, `stop` resolves (Ctrl-C, SIGTERM) or an upstream client gives
+/// up; then waits for what is in flight to be acknowledged, stores the
+/// resume points, and prints one `relay_stats` line.
 pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
     let usage = |e: UsageError| {
         report(&e);
@@ -88,7 +89,14 @@ pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
             return Exit::Failure;
         }
     };
-    tracing::info!(connections = plan.len(), shard = %args.shard, "relaying");
+    let started = serde_json::json!({
+        "event": "relaying",
+        "connections": plan.len(),
+        "symbols": plan.iter().map(|c| c.symbols.len()).sum::<usize>(),
+        "shard": args.shard.to_string(),
+        "stream": relay.config().stream,
+    });
+    println!("{started}");
     let stats = relay
         .run(upstream.feeds, until_either(stop, until(deadline)))
         .await;
@@ -105,10 +113,13 @@ pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
         "points_stored": stats.points_stored,
     });
     println!("{line}");
-    match &stats.gave_up {
-        Some(reason) => {
-            report(reason);
-            Exit::from_give_up(reason)
+    match &stats.halted {
+        Some(halt) => {
+            report(halt);
+            match halt {
+                Halt::GaveUp { reason, .. } => Exit::from_give_up(reason),
+                _ => Exit::Usage,
+            }
         }
         None => Exit::Success,
     }

@@ -61,5 +61,5 @@ pub use config::{
 };
 pub use consumer::read_stream;
 pub use names::{SessionName, data_id, data_subject, event_id, symbol_token};
-pub use relay::{FEED_HEADER, Feed, Relay, RelayError, RelayStats};
+pub use relay::{FEED_HEADER, Feed, Halt, Relay, RelayError, RelayStats};
 pub use upstream::{SUBSCRIPTION_ID, Upstream, UpstreamError, start_upstream};

@@ -10,19 +10,22 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use argus_client::argus_core::{Event, GiveUpReason, ResumePoint, SessionToken};
+use argus_client::argus_core::{
+    DataType, Event, GiveUpReason, ResumePoint, ServerError, SessionToken,
+};
 use argus_client::{EventStream, lines};
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::SelectAll;
 
-use crate::config::RelayConfig;
-use crate::names::{SessionName, data_id, data_subject, event_id};
+use crate::config::{RelayConfig, UpstreamPlan};
+use crate::names::{SessionName, data_id, data_subject, event_id, symbol_token};
 
 /// The header naming the upstream connection (its resume-point key) on
 /// `gap` and `resumed` messages.
@@ -122,10 +125,45 @@ pub struct RelayStats {
     pub retries: u64,
     /// Resume points written to the bucket.
     pub points_stored: u64,
-    /// An upstream client gave up (credentials refused, attempts
-    /// exhausted): the run ended there, after what came before was
-    /// published.
-    pub gave_up: Option<GiveUpReason>,
+    /// Why the run ended before its feeds or its shutdown did, if it did.
+    pub halted: Option<Halt>,
+}
+
+/// Why a relay run ended early: an upstream connection cannot go on. What
+/// came before was published all the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Halt {
+    /// The client gave up (credentials refused, attempts exhausted).
+    GaveUp {
+        /// The connection's resume-point key.
+        feed: String,
+        /// Why.
+        reason: GiveUpReason,
+    },
+    /// The server refused the connection's subscription (an unknown
+    /// symbol, too many symbols): relaying part of the symbols silently
+    /// would be worse than stopping.
+    Refused {
+        /// The connection's resume-point key.
+        feed: String,
+        /// The server's error.
+        error: ServerError,
+    },
+}
+
+impl fmt::Display for Halt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::GaveUp { feed, reason } => write!(f, "connection `{feed}`: {reason}"),
+            Self::Refused { feed, error } => {
+                write!(
+                    f,
+                    "connection `{feed}`: the server refused the subscription: {error}"
+                )
+            }
+        }
+    }
 }
 
 /// The relay. Cheap to share: it holds the JetStream context and the
@@ -271,26 +309,71 @@ impl Relay {
         &self.config
     }
 
-    /// The stored resume point of the connection `key`, if any: build its
-    /// client with [`ClientBuilder::resume_from`](argus_client::ClientBuilder::resume_from)
-    /// so a restarted relay goes on where the last one's acknowledgements
-    /// ended.
-    pub async fn resume_point(&self, key: &str) -> Result<Option<ResumePoint>, RelayError> {
+    /// Where the upstream connection `plan` stands: the resume point the
+    /// last run stored for it, if any, raised to the last seq of that
+    /// session the stream already holds on the connection's subjects
+    /// (`data_types` of its symbols). Points are stored once
+    /// acknowledged, so a killed relay's point may lag what it published;
+    /// the stream says exactly. Build the connection's client with
+    /// [`ClientBuilder::resume_from`](argus_client::ClientBuilder::resume_from)
+    /// and this point: nothing is lost or published twice, and if the
+    /// session has expired the gap starts right after the last stored
+    /// message.
+    pub async fn resume_point(
+        &self,
+        plan: &UpstreamPlan,
+        data_types: &[DataType],
+    ) -> Result<Option<ResumePoint>, RelayError> {
+        let key = &plan.key;
         let bad = |message: String| RelayError::ResumePoint {
-            key: key.to_owned(),
+            key: key.clone(),
             message,
         };
-        match self.points.get(key).await {
-            Ok(None) => Ok(None),
+        let mut point: ResumePoint = match self.points.get(key).await {
+            Ok(None) => return Ok(None),
             Ok(Some(bytes)) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| bad(format!("not a resume point ({:?} error)", e.classify()))),
-            Err(e) => Err(bad(e.to_string())),
+                .map_err(|e| bad(format!("not a resume point ({:?} error)", e.classify())))?,
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        let name = SessionName::of(&point.session);
+        let stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(|e| bad(format!("stream `{}`: {e}", self.config.stream)))?;
+        for symbol in &plan.symbols {
+            for data_type in data_types {
+                let subject = format!(
+                    "{}.{}.{}",
+                    self.config.subject_prefix,
+                    data_type.as_str(),
+                    symbol_token(symbol)
+                );
+                let last = match stream.get_last_raw_message_by_subject(&subject).await {
+                    Ok(message) => message,
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
+                    Err(e) => return Err(bad(format!("last message of `{subject}`: {e}"))),
+                };
+                let seq = last
+                    .headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .and_then(|id| {
+                        id.as_str()
+                            .strip_prefix(name.as_str())?
+                            .strip_prefix(':')?
+                            .parse::<u64>()
+                            .ok()
+                    });
+                if let Some(seq) = seq {
+                    point.last_seq = point.last_seq.max(seq);
+                }
+            }
         }
+        Ok(Some(point))
     }
 
     /// Relays `feeds` until they all end (their clients are gone), one of
-    /// their clients gives up, or `shutdown` resolves, then waits for every publish in flight to be
+    /// them cannot go on ([`Halt`]), or `shutdown` resolves, then waits for every publish in flight to be
     /// acknowledged and for the last resume points to be stored.
     ///
     /// Each feed's events are published in their order: data to
@@ -359,7 +442,7 @@ impl Run<'_> {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut closing = merged.is_empty();
         loop {
-            closing |= self.stats.gave_up.is_some();
+            closing |= self.stats.halted.is_some();
             self.settle();
             self.start_store();
             if closing && self.in_flight.is_empty() && self.store.is_none() {
@@ -524,8 +607,21 @@ impl Run<'_> {
                 }
             }
             Event::GaveUp(reason) => {
-                tracing::error!(feed = %state.key, %reason, "the upstream client gave up");
-                self.stats.gave_up = Some(reason);
+                let halt = Halt::GaveUp {
+                    feed: state.key.clone(),
+                    reason,
+                };
+                tracing::error!(%halt, "stopping");
+                self.stats.halted = Some(halt);
+                return;
+            }
+            Event::SubscribeFailed { error, .. } => {
+                let halt = Halt::Refused {
+                    feed: state.key.clone(),
+                    error,
+                };
+                tracing::error!(%halt, "stopping");
+                self.stats.halted = Some(halt);
                 return;
             }
             other => {

@@ -64,7 +64,7 @@ pub async fn start_upstream<R: Runtime>(
     let mut feeds = Vec::with_capacity(plan.len());
     let mut clients = Vec::with_capacity(plan.len());
     for connection in plan {
-        let point = relay.resume_point(&connection.key).await?;
+        let point = relay.resume_point(connection, data_types).await?;
         let mut builder = WebSocketClient::<R>::builder(base.clone()).subscribe(
             SUBSCRIPTION_ID,
             SubscriptionConfig::new(
