@@ -48,6 +48,12 @@ pub struct RelayConfig {
     /// How long a publish may wait for its acknowledgement before it is
     /// sent again, with everything after it (default 5 s).
     pub ack_timeout: Duration,
+    /// The least time between two writes of a connection's resume point
+    /// (default 100 ms; a new session's point is written at once, and the
+    /// last one at shutdown). The point is a floor: a restarted relay
+    /// raises it to the last seq the stream holds, so a write per message
+    /// would only load JetStream.
+    pub point_interval: Duration,
 }
 
 impl Default for RelayConfig {
@@ -60,6 +66,7 @@ impl Default for RelayConfig {
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             max_retry_delay: Duration::from_secs(2),
             ack_timeout: Duration::from_secs(5),
+            point_interval: Duration::from_millis(100),
         }
     }
 }

@@ -251,6 +251,9 @@ struct FeedState {
     acked: Option<(Arc<Session>, u64)>,
     /// Whether `acked` is newer than the stored point.
     dirty: bool,
+    /// Whether `acked` names a session the bucket does not hold yet: it
+    /// is written without waiting for `point_interval`.
+    urgent: bool,
     /// The last seq seen in the events (not yet acknowledged, perhaps).
     seen: u64,
 }
@@ -398,6 +401,7 @@ impl Relay {
                 seen: session.as_ref().map_or(0, |(_, seq)| *seq),
                 acked: session,
                 dirty: false,
+                urgent: false,
             });
             merged.push(feed.events.map(move |event| (i, event)));
         }
@@ -409,6 +413,7 @@ impl Relay {
             store: None,
             retry_delay: RETRY_FIRST,
             unsent: 0,
+            next_store: tokio::time::Instant::now(),
         };
         run.go(merged, shutdown).await;
         run.stats
@@ -429,6 +434,8 @@ struct Run<'a> {
     retry_delay: Duration,
     /// How many entries at the back of `in_flight` are not sent yet.
     unsent: usize,
+    /// When the next routine resume-point write may start.
+    next_store: tokio::time::Instant,
 }
 
 impl Run<'_> {
@@ -444,11 +451,13 @@ impl Run<'_> {
         loop {
             closing |= self.stats.halted.is_some();
             self.settle();
-            self.start_store();
+            // At shutdown, the last points go out at once.
+            self.start_store(closing && self.in_flight.is_empty());
             if closing && self.in_flight.is_empty() && self.store.is_none() {
                 return;
             }
             let room = self.in_flight.len() < self.relay.config.max_in_flight;
+            let store_due = self.store.is_none() && self.states.iter().any(|s| s.dirty);
             tokio::select! {
                 biased;
                 acked = poll_fn(|cx| match self.in_flight.front_mut().map(|e| &mut e.ack) {
@@ -464,6 +473,7 @@ impl Run<'_> {
                     None => closing = true,
                 },
                 () = &mut shutdown, if !closing => closing = true,
+                () = tokio::time::sleep_until(self.next_store), if store_due => {}
             }
         }
     }
@@ -487,6 +497,7 @@ impl Run<'_> {
         }
         if let Some(point) = entry.point {
             let state = &mut self.states[entry.feed];
+            state.urgent |= entry.kind == Kind::Point;
             state.acked = Some(point);
             state.dirty = true;
         }
@@ -659,15 +670,24 @@ impl Run<'_> {
         }
     }
 
-    /// Starts writing the oldest unstored resume point, if none is being
-    /// written.
-    fn start_store(&mut self) {
+    /// Starts writing a feed's unstored resume point, if none is being
+    /// written: a new session's at once, others once `point_interval`
+    /// passed since the last write (or at once when `now`).
+    fn start_store(&mut self, now: bool) {
         if self.store.is_some() {
             return;
         }
-        let Some((feed, state)) = self.states.iter_mut().enumerate().find(|(_, s)| s.dirty) else {
+        let due = now || tokio::time::Instant::now() >= self.next_store;
+        let Some((feed, state)) = self
+            .states
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.dirty && (due || s.urgent))
+        else {
             return;
         };
+        self.next_store = tokio::time::Instant::now() + self.relay.config.point_interval;
+        state.urgent = false;
         let Some((session, seq)) = &state.acked else {
             state.dirty = false;
             return;
