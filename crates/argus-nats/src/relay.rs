@@ -376,8 +376,9 @@ impl Relay {
     }
 
     /// Relays `feeds` until they all end (their clients are gone), one of
-    /// them cannot go on ([`Halt`]), or `shutdown` resolves, then waits for every publish in flight to be
-    /// acknowledged and for the last resume points to be stored.
+    /// them cannot go on ([`Halt`]), or `shutdown` resolves, then waits for
+    /// every publish in flight to be acknowledged and for the last resume
+    /// points to be stored.
     ///
     /// Each feed's events are published in their order: data to
     /// `<prefix>.<type>.<SYMBOL>` with `Nats-Msg-Id` `<session name>:<seq>`,
@@ -413,6 +414,7 @@ impl Relay {
             store: None,
             retry_delay: RETRY_FIRST,
             unsent: 0,
+            blocked: false,
             next_store: tokio::time::Instant::now(),
         };
         run.go(merged, shutdown).await;
@@ -434,6 +436,8 @@ struct Run<'a> {
     retry_delay: Duration,
     /// How many entries at the back of `in_flight` are not sent yet.
     unsent: usize,
+    /// A send failed: nothing is sent until the retry.
+    blocked: bool,
     /// When the next routine resume-point write may start.
     next_store: tokio::time::Instant,
 }
@@ -530,16 +534,19 @@ impl Run<'_> {
                     }
                 }
                 self.unsent = self.in_flight.len();
+                self.blocked = false;
                 self.send_unsent().await;
             }
         }
     }
 
-    /// Sends every unsent entry, in order; stops at a failure, leaving the
-    /// rest unsent, and turns that entry's failure into its answer so the
-    /// retry path takes it.
-    /// The unsent entries are the last `unsent` of the queue.
+    /// Sends every unsent entry (the last `unsent` of the queue), in
+    /// order. A failed send becomes that entry's answer, so the retry path
+    /// takes it, and nothing more is sent until that retry: order is kept.
     async fn send_unsent(&mut self) {
+        if self.blocked {
+            return;
+        }
         let js = &self.relay.js;
         let first = self.in_flight.len() - self.unsent;
         for entry in self.in_flight.range_mut(first..) {
@@ -552,6 +559,7 @@ impl Run<'_> {
                 Ok(ack) => entry.ack = Ack::Pending(Box::pin(ack.into_future())),
                 Err(error) => {
                     entry.ack = Ack::Pending(Box::pin(std::future::ready(Err(error))));
+                    self.blocked = true;
                     return;
                 }
             }
