@@ -181,5 +181,10 @@ where
             },
         }
     };
+    // The acknowledgements of what was written reach the server before
+    // the process ends, so a durable consumer goes on right after it.
+    if let Err(e) = js.client().flush().await {
+        tracing::warn!(error = %e, "cannot flush the acknowledgements");
+    }
     output.finish(writer, exit).await
 }

@@ -345,3 +345,35 @@ async fn a_refused_subscription_stops_the_relay_with_a_usage_error() {
     );
     assert!(events(&finished.lines, "relay_stats").next().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_reader_goes_on_where_it_stopped() {
+    let nats = NatsServer::start();
+    let server = start_server(ticking(Duration::from_millis(5))).await;
+    let relay = relay(&server, &nats, "AAPL,MSFT", &[]).await;
+    let durable = |nats: &NatsServer| {
+        Running::spawn(argus(&[
+            "tail",
+            "--from-nats",
+            &nats.url(),
+            "--durable",
+            "desk-1",
+        ]))
+    };
+    let mut first = durable(&nats);
+    first.read_data(100).await;
+    first.interrupt();
+    let first = first.finish().await;
+    assert_eq!(first.code(), Some(0), "{}", first.stderr);
+    let printed = data_seqs(&first.lines);
+    let mut second = durable(&nats);
+    second.read_data(50).await;
+    let again = data_seqs(&second.kill().await);
+    stop(relay).await;
+    assert_eq!(
+        again[0],
+        printed.last().unwrap() + 1,
+        "right after the last line printed"
+    );
+    assert_one_history(&first.lines);
+}
