@@ -115,16 +115,14 @@ impl<C: ManagedClient> WebSocketClientManager<C> {
         config: ConnectionConfig,
     ) -> Result<C, ManagerError<C::Error>> {
         let name = name.into();
-        let mut clients = self.lock();
-        if clients.contains_key(&name) {
+        if self.lock().contains_key(&name) {
             return Err(ManagerError::DuplicateName(name));
         }
         let client = C::from_config(config).map_err(|source| ManagerError::Client {
             name: name.clone(),
             source,
         })?;
-        clients.insert(name, client.clone());
-        Ok(client)
+        self.add_client(name, client)
     }
 
     /// Keeps a client built elsewhere (with a builder's settings, say) under
