@@ -240,6 +240,17 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("url"), "{err}");
         assert_eq!(m.names(), ["client_0", "client_1", "client_2"]);
+        let built = Probe::from_config(ConnectionConfig::new("ws://built.example/ws")).unwrap();
+        assert!(matches!(
+            m.add_client("client_2", built.clone()),
+            Err(ManagerError::DuplicateName(_))
+        ));
+        m.add_client("built", built).unwrap();
+        assert_eq!(
+            block_on(m.get_all_stats())["built"],
+            "ws://built.example/ws"
+        );
+        assert!(m.remove("built").is_some());
         let stats = block_on(m.get_all_stats());
         assert_eq!(stats["client_2"], "ws://server2.example/ws");
         let kept = m.get("client_0").unwrap();
