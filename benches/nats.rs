@@ -31,13 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use argus_benches::server::{ServerProcess, serve};
+use argus_client::WebSocketClient;
 use argus_core::{ConnectionConfig, DataType, SubscriptionConfig, Timestamp};
 use argus_nats::{
     Relay, RelayConfig, SessionName, Shard, data_id, data_subject, plan_upstream, read_stream,
     start_upstream,
 };
 use argus_tests::nats::NatsServer;
-use argus_client::WebSocketClient;
 use argus_tokio::{Event, Tokio};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
@@ -71,12 +71,15 @@ fn stream_config() -> stream::Config {
     }
 }
 
-/// The contenders' runtime: tokio's multi-thread default, as `argus relay`.
+/// The contenders' runtime: tokio's multi-thread default, as `argus relay`,
+/// or current-thread with `ARGUS_BENCH_RUNTIME=current`.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    let mut builder = if std::env::var("ARGUS_BENCH_RUNTIME").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build().expect("runtime")
 }
 
 async fn jetstream(url: &str) -> jetstream::Context {
@@ -117,7 +120,9 @@ fn relay_child(args: &[String]) {
     let count: u64 = args[2].parse().expect("count");
     runtime().block_on(async {
         let js = jetstream(nats).await;
-        let relay = Relay::open(js.clone(), config()).await.expect("the relay opens");
+        let relay = Relay::open(js.clone(), config())
+            .await
+            .expect("the relay opens");
         let symbols: Vec<String> = SYMBOLS.iter().map(|s| (*s).to_owned()).collect();
         let plan = plan_upstream(&symbols, &["price".to_owned()], Shard::ALL, 1000).expect("plan");
         let upstream = start_upstream::<Tokio>(&relay, &ws_config(ws), &plan, &[DataType::Price])
@@ -192,6 +197,8 @@ fn loop_child(args: &[String]) {
             }
         }
         client.disconnect().await;
+        println!("encoded");
+        std::io::stdout().flush().expect("flush");
         let session = SessionName::of(&argus_core::SessionToken::new("bench-loop"));
 
         let (start, cpu) = (Instant::now(), cpu_time());
@@ -314,7 +321,12 @@ fn cpu_of(pid: u32) -> Duration {
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after `)`.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -415,15 +427,26 @@ impl Broker {
 struct Round {
     rate: f64,
     cpu_us: f64,
+    /// nats-server's CPU a message, µs.
+    broker_us: f64,
+    /// The firehose server's CPU a message, µs.
+    upstream_us: f64,
     stored_bytes: f64,
     rss: (u64, u64),
 }
 
 /// One contender's run: `relay` or `loop`, `count` messages.
-fn throughput_run(kind: &str, nats: &str, server: &str, count: u64, broker: &Broker) -> Round {
+fn throughput_run(
+    kind: &str,
+    nats: &NatsServer,
+    server: &ServerProcess,
+    count: u64,
+    broker: &Broker,
+) -> Round {
+    let nats_url = nats.url();
     let count_arg = count.to_string();
     let in_flight = config().max_in_flight.to_string();
-    let mut args = vec![kind, nats, server, &count_arg];
+    let mut args = vec![kind, &nats_url, &server.url, &count_arg];
     if kind == "loop" {
         args.push(&in_flight);
     }
@@ -431,8 +454,17 @@ fn throughput_run(kind: &str, nats: &str, server: &str, count: u64, broker: &Bro
     let sampler = Sampler::start(contender.pid(), Duration::from_millis(50));
     if kind == "relay" {
         contender.wait_ready();
+    } else {
+        // The loop reads its messages before its clock starts.
+        let line = contender.lines.next().expect("a line").expect("readable");
+        assert_eq!(line, "encoded");
     }
+    let (broker_cpu, upstream_cpu) = (cpu_of(nats.pid()), cpu_of(server.pid()));
     let figures = contender.finish();
+    // The broker's and the upstream's CPU from the contender's start to its
+    // end (10 ms ticks; a run takes seconds).
+    let broker_cpu = cpu_of(nats.pid()) - broker_cpu;
+    let upstream_cpu = cpu_of(server.pid()) - upstream_cpu;
     let rss = max_of(&sampler.stop());
     let (messages, bytes) = broker.state();
     assert_eq!(messages, count, "{kind}: the stream holds every message");
@@ -441,12 +473,14 @@ fn throughput_run(kind: &str, nats: &str, server: &str, count: u64, broker: &Bro
     Round {
         rate: count as f64 / figures.get("elapsed"),
         cpu_us: figures.get("cpu") / count as f64 * 1e6,
+        broker_us: broker_cpu.as_secs_f64() / count as f64 * 1e6,
+        upstream_us: upstream_cpu.as_secs_f64() / count as f64 * 1e6,
         stored_bytes: bytes as f64 / messages as f64,
         rss,
     }
 }
 
-fn throughput(runs: usize, count: u64, nats: &str, broker: &Broker) {
+fn throughput(runs: usize, count: u64, nats: &NatsServer, broker: &Broker) {
     let server = ServerProcess::start(&["--total", &count.to_string()]);
     let kinds = ["loop", "relay"];
     let mut rounds: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
@@ -455,7 +489,7 @@ fn throughput(runs: usize, count: u64, nats: &str, broker: &Broker) {
         // falls on both.
         for k in 0..2 {
             let k = (k + round) % 2;
-            rounds[k].push(throughput_run(kinds[k], nats, &server.url, count, broker));
+            rounds[k].push(throughput_run(kinds[k], nats, &server, count, broker));
         }
     }
     println!(
@@ -463,9 +497,9 @@ fn throughput(runs: usize, count: u64, nats: &str, broker: &Broker) {
         config().max_in_flight
     );
     println!(
-        "| publisher | msg/s median | min – max | ratio to the loop | CPU µs a message | stored bytes a message | peak VmRSS |"
+        "| publisher | msg/s median | min – max | ratio to the loop | CPU µs a message: publisher | nats-server | firehose | stored bytes a message | peak VmRSS |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let loop_rate = median(rounds[0].iter().map(|r| r.rate).collect());
     let names = [
         "bare async-nats publish loop (pre-encoded)",
@@ -478,12 +512,14 @@ fn throughput(runs: usize, count: u64, nats: &str, broker: &Broker) {
             .fold((f64::MAX, 0.0f64), |(a, b), r| (a.min(*r), b.max(*r)));
         let rate = median(rates);
         println!(
-            "| {name} | {:.1} k | {:.1} – {:.1} k | {:.2}× | {:.1} | {:.0} | {} |",
+            "| {name} | {:.1} k | {:.1} – {:.1} k | {:.2}× | {:.1} | {:.1} | {:.1} | {:.0} | {} |",
             rate / 1e3,
             lo / 1e3,
             hi / 1e3,
             rate / loop_rate,
             median(rounds[k].iter().map(|r| r.cpu_us).collect()),
+            median(rounds[k].iter().map(|r| r.broker_us).collect()),
+            median(rounds[k].iter().map(|r| r.upstream_us).collect()),
             median(rounds[k].iter().map(|r| r.stored_bytes).collect()),
             mib(rounds[k].iter().map(|r| r.rss.0).max().unwrap_or(0)),
         );
@@ -493,10 +529,7 @@ fn throughput(runs: usize, count: u64, nats: &str, broker: &Broker) {
         .zip(&rounds[0])
         .map(|(r, l)| format!("{:.2}", r.rate / l.rate))
         .collect();
-    println!(
-        "\nRelay / loop, round by round: {}×.",
-        ratios.join("×, ")
-    );
+    println!("\nRelay / loop, round by round: {}×.", ratios.join("×, "));
 }
 
 /// Latency at `rate` msg/s paced: server timestamp to an ordered consumer.
@@ -611,14 +644,19 @@ fn slow_jetstream(nats: &NatsServer, phase: Duration, stalls: &[Duration], broke
         "\n### Relay memory, and a stalled JetStream (unpaced firehose; `nats-server` SIGSTOPped, then SIGCONTed; {} publishes in flight at most)\n",
         config().max_in_flight
     );
-    println!("| phase | relay VmRSS (peak) | RssAnon (peak) | relay CPU % of a core | stored msg/s |");
+    println!(
+        "| phase | relay VmRSS (peak) | RssAnon (peak) | relay CPU % of a core | stored msg/s |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (name, vm, anon, cpu, stored) in rows {
         println!(
             "| {name} | {} | {} | {cpu:.0} | {} |",
             mib(vm),
             mib(anon),
-            stored.map_or("— (broker stopped)".to_owned(), |s| format!("{:.1} k", s / 1e3))
+            stored.map_or("— (broker stopped)".to_owned(), |s| format!(
+                "{:.1} k",
+                s / 1e3
+            ))
         );
     }
     println!(
@@ -640,7 +678,14 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let (runs, count, latency_runs, seconds, phase, stalls) = if quick {
-        (2, 50_000, 1, 3, Duration::from_secs(2), vec![Duration::from_secs(3)])
+        (
+            2,
+            50_000,
+            1,
+            3,
+            Duration::from_secs(2),
+            vec![Duration::from_secs(3)],
+        )
     } else {
         (
             5,
@@ -659,16 +704,13 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    println!(
-        "## NATS relay{}\n",
-        if quick { " (quick)" } else { "" }
-    );
+    println!("## NATS relay{}\n", if quick { " (quick)" } else { "" });
     println!(
         "Machine: {} cores; {version} (`-js`, file storage in {}); the reference server, nats-server and each contender in processes of their own.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::env::temp_dir().display()
     );
-    throughput(runs, count, &url, &broker);
+    throughput(runs, count, &nats, &broker);
     latency(latency_runs, 10_000, seconds, &url, &broker);
     slow_jetstream(&nats, phase, &stalls, &broker);
 }

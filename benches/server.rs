@@ -37,6 +37,11 @@ impl ServerProcess {
             url: line.trim().to_owned(),
         }
     }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ServerProcess {
