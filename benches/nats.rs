@@ -433,6 +433,8 @@ struct Round {
     upstream_us: f64,
     stored_bytes: f64,
     rss: (u64, u64),
+    /// Resume points the relay stored (0 for the loop).
+    points: f64,
 }
 
 /// One contender's run: `relay` or `loop`, `count` messages.
@@ -477,6 +479,11 @@ fn throughput_run(
         upstream_us: upstream_cpu.as_secs_f64() / count as f64 * 1e6,
         stored_bytes: bytes as f64 / messages as f64,
         rss,
+        points: if kind == "relay" {
+            figures.get("points")
+        } else {
+            0.0
+        },
     }
 }
 
@@ -530,6 +537,11 @@ fn throughput(runs: usize, count: u64, nats: &NatsServer, broker: &Broker) {
         .map(|(r, l)| format!("{:.2}", r.rate / l.rate))
         .collect();
     println!("\nRelay / loop, round by round: {}×.", ratios.join("×, "));
+    let points = median(rounds[1].iter().map(|r| r.points).collect());
+    println!(
+        "Resume points the relay stored: {points:.0} a run (median), one per {:.0} messages.",
+        count as f64 / points
+    );
 }
 
 /// Latency at `rate` msg/s paced: server timestamp to an ordered consumer.
@@ -539,6 +551,7 @@ fn latency(runs: usize, rate: u64, seconds: u64, nats: &str, broker: &Broker) {
     let mut rss = Vec::new();
     let mut cpu = Vec::new();
     let mut received_rate = Vec::new();
+    let mut points_rate = Vec::new();
     for _ in 0..runs {
         let mut relay = Contender::start(&["relay", nats, &server.url, "0"]);
         relay.wait_ready();
@@ -567,7 +580,8 @@ fn latency(runs: usize, rate: u64, seconds: u64, nats: &str, broker: &Broker) {
         });
         let cpu_used = cpu_of(relay.pid()) - cpu_before;
         let samples = sampler.stop();
-        relay.finish();
+        let figures = relay.finish();
+        points_rate.push(figures.get("points") / figures.get("elapsed"));
         broker.reset();
         received_rate.push(latencies.len() as f64 / elapsed.as_secs_f64());
         cpu.push(cpu_used.as_secs_f64() / elapsed.as_secs_f64() * 100.0);
@@ -582,17 +596,18 @@ fn latency(runs: usize, rate: u64, seconds: u64, nats: &str, broker: &Broker) {
         1_000_000 / rate
     );
     println!(
-        "| received msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs | relay CPU % of a core | relay VmRSS (peak) | RssAnon (peak) |"
+        "| received msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs | relay CPU % of a core | relay CPU µs a message | resume points stored a second | relay VmRSS (peak) | RssAnon (peak) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (received, cpu) = (median(received_rate), median(cpu));
     println!(
-        "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} |",
-        median(received_rate),
+        "| {received:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu:.1} | {:.0} | {:.0} | {} | {} |",
         percentile(&all, 0.5),
         percentile(&all, 0.9),
         percentile(&all, 0.99),
         percentile(&all, 0.999),
-        median(cpu),
+        cpu / 100.0 / received * 1e6,
+        median(points_rate),
         mib(vm),
         mib(anon),
     );
