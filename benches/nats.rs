@@ -197,6 +197,7 @@ fn loop_child(args: &[String]) {
             }
         }
         client.disconnect().await;
+        let body = messages.iter().map(|(_, _, p)| p.len()).sum::<usize>() as f64 / count as f64;
         println!("encoded");
         std::io::stdout().flush().expect("flush");
         let session = SessionName::of(&argus_core::SessionToken::new("bench-loop"));
@@ -229,6 +230,7 @@ fn loop_child(args: &[String]) {
         let (elapsed, cpu) = (start.elapsed(), cpu_time() - cpu);
         report(&[
             ("published", count.to_string()),
+            ("body", body.to_string()),
             ("elapsed", elapsed.as_secs_f64().to_string()),
             ("cpu", cpu.as_secs_f64().to_string()),
         ]);
@@ -435,6 +437,8 @@ struct Round {
     rss: (u64, u64),
     /// Resume points the relay stored (0 for the loop).
     points: f64,
+    /// The mean body, bytes (the loop's figure; 0 for the relay).
+    body: f64,
 }
 
 /// One contender's run: `relay` or `loop`, `count` messages.
@@ -484,6 +488,11 @@ fn throughput_run(
         } else {
             0.0
         },
+        body: if kind == "loop" {
+            figures.get("body")
+        } else {
+            0.0
+        },
     }
 }
 
@@ -500,7 +509,8 @@ fn throughput(runs: usize, count: u64, nats: &NatsServer, broker: &Broker) {
         }
     }
     println!(
-        "\n### Throughput into JetStream ({count} `price` messages a run, {runs} rounds, interleaved; {} publishes in flight)\n",
+        "\n### Throughput into JetStream ({count} `price` messages of {:.0} bytes a run, {runs} rounds, interleaved; {} publishes in flight)\n",
+        median(rounds[0].iter().map(|r| r.body).collect()),
         config().max_in_flight
     );
     println!(
