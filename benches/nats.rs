@@ -131,9 +131,16 @@ fn relay_child(args: &[String]) {
         println!("ready");
         std::io::stdout().flush().expect("flush");
         let (start, cpu) = (Instant::now(), cpu_time());
+        let client = upstream.manager.get(&plan[0].key).expect("the client");
         let shutdown = async {
             if count == 0 {
                 return stdin_closed().await;
+            }
+            // Until the client has read every message, its own counter
+            // (a local question); then the stream's count, which asks the
+            // broker and so is left to the last few milliseconds.
+            while client.stats().await.connection.data_messages < count {
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let stream = js.get_stream(STREAM).await.expect("the stream");
             loop {
@@ -141,7 +148,7 @@ fn relay_child(args: &[String]) {
                 if info.state.messages >= count {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         };
         let stats = relay.run(upstream.feeds, shutdown).await;
