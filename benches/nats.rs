@@ -562,18 +562,20 @@ fn throughput(runs: usize, count: u64, nats: &NatsServer, broker: &Broker) {
 }
 
 /// Latency at `rate` msg/s paced: server timestamp to an ordered consumer.
-fn latency(runs: usize, rate: u64, seconds: u64, nats: &str, broker: &Broker) {
+fn latency(runs: usize, rate: u64, seconds: u64, nats: &NatsServer, broker: &Broker) {
     let server = ServerProcess::start(&["--rate", &rate.to_string()]);
+    let url = nats.url();
     let mut all = Vec::new();
     let mut rss = Vec::new();
     let mut cpu = Vec::new();
+    let mut broker_cpu = Vec::new();
     let mut received_rate = Vec::new();
     let mut points_rate = Vec::new();
     for _ in 0..runs {
-        let mut relay = Contender::start(&["relay", nats, &server.url, "0"]);
+        let mut relay = Contender::start(&["relay", &url, &server.url, "0"]);
         relay.wait_ready();
         let sampler = Sampler::start(relay.pid(), Duration::from_millis(100));
-        let cpu_before = cpu_of(relay.pid());
+        let cpu_before = (cpu_of(relay.pid()), cpu_of(nats.pid()));
         let (latencies, elapsed) = broker.rt.block_on(async {
             let mut messages = read_stream(&broker.js, STREAM, "argus.>", None)
                 .await
@@ -595,13 +597,15 @@ fn latency(runs: usize, rate: u64, seconds: u64, nats: &str, broker: &Broker) {
             }
             (latencies, start.elapsed())
         });
-        let cpu_used = cpu_of(relay.pid()) - cpu_before;
+        let cpu_used = cpu_of(relay.pid()) - cpu_before.0;
+        let broker_used = cpu_of(nats.pid()) - cpu_before.1;
         let samples = sampler.stop();
         let figures = relay.finish();
         points_rate.push(figures.get("points") / figures.get("elapsed"));
         broker.reset();
         received_rate.push(latencies.len() as f64 / elapsed.as_secs_f64());
         cpu.push(cpu_used.as_secs_f64() / elapsed.as_secs_f64() * 100.0);
+        broker_cpu.push(broker_used.as_secs_f64() / elapsed.as_secs_f64() * 100.0);
         // Steady state: leave out the first 10% (connections warming up).
         all.extend(latencies.iter().skip(latencies.len() / 10));
         rss.extend(samples.iter().skip(samples.len() / 10).copied());
@@ -613,17 +617,18 @@ fn latency(runs: usize, rate: u64, seconds: u64, nats: &str, broker: &Broker) {
         1_000_000 / rate
     );
     println!(
-        "| received msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs | relay CPU % of a core | relay CPU µs a message | resume points stored a second | relay VmRSS (peak) | RssAnon (peak) |"
+        "| received msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs | relay CPU % of a core | relay CPU µs a message | nats-server CPU % of a core | resume points stored a second | relay VmRSS (peak) | RssAnon (peak) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (received, cpu) = (median(received_rate), median(cpu));
     println!(
-        "| {received:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu:.1} | {:.0} | {:.0} | {} | {} |",
+        "| {received:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu:.1} | {:.0} | {:.1} | {:.0} | {} | {} |",
         percentile(&all, 0.5),
         percentile(&all, 0.9),
         percentile(&all, 0.99),
         percentile(&all, 0.999),
         cpu / 100.0 / received * 1e6,
+        median(broker_cpu),
         median(points_rate),
         mib(vm),
         mib(anon),
@@ -743,6 +748,6 @@ fn main() {
         std::env::temp_dir().display()
     );
     throughput(runs, count, &nats, &broker);
-    latency(latency_runs, 10_000, seconds, &url, &broker);
+    latency(latency_runs, 10_000, seconds, &nats, &broker);
     slow_jetstream(&nats, phase, &stalls, &broker);
 }
