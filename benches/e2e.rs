@@ -8,19 +8,18 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use argus_async_std::AsyncStd;
 use argus_benches::hand_parse;
+use argus_benches::server::{ServerProcess, serve};
 use argus_client::{QueuePolicy, Runtime, WebSocketClient};
 use argus_core::wire::layout::Layout;
 use argus_core::{ConnectionConfig, DataType, MarketData, SubscriptionConfig, Timestamp};
-use argus_server::{FirehoseConfig, Server, ServerConfig};
 use argus_smol::Smol;
 use argus_tokio::Tokio;
 use futures_util::{SinkExt, StreamExt};
@@ -200,80 +199,6 @@ async fn argus_client<R: Runtime>(job: Job) -> Outcome {
         latencies_us: std::mem::take(&mut m.2),
     }
 }
-
-/// A server in a child process; dropped, it ends.
-struct ServerProcess {
-    child: Child,
-    url: String,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .arg("serve")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the server's url");
-        Self {
-            child,
-            url: line.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-/// `serve [--rate N] [--total N] [--ticks] [--wire-style LAYOUT]`: a server
-/// until stdin closes.
-fn serve(args: &[String]) {
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let mut config = ServerConfig::ephemeral();
-    config.max_symbols_per_subscription = 10;
-    // A thousand friendly clients from loopback: above the caps that guard
-    // against one hostile address.
-    config.max_connections_per_ip = usize::MAX;
-    config.max_connections_per_key = usize::MAX;
-    if let Some(i) = args.iter().position(|a| a == "--wire-style") {
-        config.wire_style = args[i + 1].parse().expect("a layout");
-    }
-    if !args.iter().any(|a| a == "--ticks") {
-        config.firehose = Some(FirehoseConfig {
-            rate: value("--rate"),
-            total: value("--total"),
-        });
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let server = Server::start(config).await.expect("start");
-        println!("{}", server.url());
-        std::io::stdout().flush().expect("flush");
-        tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new()))
-            .await
-            .ok();
-        server.shutdown().await;
-    });
-}
-
-use std::io::Read;
 
 /// The clients' runtime: current-thread, or tokio's multi-thread default
 /// with `ARGUS_BENCH_RUNTIME=multi`.

@@ -1,6 +1,8 @@
 //! Helpers shared by the Argus benchmarks: the layout corpus's frames, and
 //! the hand-written parse that is the limit we compare to.
 
+pub mod server;
+
 use std::borrow::Cow;
 
 use argus_core::wire::layout::{Layout, sample_messages};

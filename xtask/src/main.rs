@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci`: exactly what CI runs: fmt check, clippy with warnings
 //!   denied, the whole test suite, and the docs with warnings denied.
-//! - `cargo xtask bench [--quick]`: the benchmarks (see BENCHMARKS.md).
+//! - `cargo xtask bench [--quick]`: the benchmarks (see BENCHMARKS.md);
+//!   `cargo xtask bench nats [--quick]`: the NATS relay's alone.
 
 use std::process::{Command, ExitCode};
 
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci | bench [nats] [--quick]>");
             return ExitCode::from(2);
         }
     };
@@ -59,25 +60,34 @@ fn ci() -> Result<(), String> {
 }
 
 /// The criterion micro-benchmarks of the core, then the end-to-end run on
-/// loopback, whose tables go to stdout (BENCHMARKS.md holds a copy).
+/// loopback, then the NATS relay's run (it starts its own `nats-server`),
+/// whose tables go to stdout (BENCHMARKS.md holds a copy). With `nats`, the
+/// NATS relay's run alone.
 fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    let bin = |name: &'static str| {
+        let mut run = vec![
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "argus-benches",
+            "--bin",
+            name,
+        ];
+        if quick {
+            run.extend(["--", "--quick"]);
+        }
+        run
+    };
+    if args.iter().any(|a| a == "nats") {
+        return cargo(&bin("argus-nats-bench"), &[]);
+    }
     let mut criterion = vec!["bench", "--package", "argus-benches", "--bench", "core"];
     if quick {
         criterion.extend(["--", "--quick"]);
     }
     cargo(&criterion, &[])?;
-    let mut e2e = vec![
-        "run",
-        "--release",
-        "--quiet",
-        "--package",
-        "argus-benches",
-        "--bin",
-        "argus-e2e",
-    ];
-    if quick {
-        e2e.extend(["--", "--quick"]);
-    }
-    cargo(&e2e, &[])
+    cargo(&bin("argus-e2e"), &[])?;
+    cargo(&bin("argus-nats-bench"), &[])
 }

@@ -62,17 +62,41 @@ pub fn symbol_token(symbol: &str) -> Cow<'_, str> {
 
 /// The subject of a data message: `<prefix>.<type>.<SYMBOL>`.
 pub fn data_subject(prefix: &str, data: &MarketData) -> String {
+    // Called for every message: pieces pushed into one allocation, not
+    // `format!`.
     let symbol = data.symbol();
-    format!(
-        "{prefix}.{}.{}",
-        data.data_type().as_str(),
-        symbol_token(symbol.as_str())
-    )
+    let symbol = symbol_token(symbol.as_str());
+    let data_type = data.data_type().as_str();
+    let mut subject = String::with_capacity(prefix.len() + data_type.len() + symbol.len() + 2);
+    subject.push_str(prefix);
+    subject.push('.');
+    subject.push_str(data_type);
+    subject.push('.');
+    subject.push_str(&symbol);
+    subject
 }
 
 /// The `Nats-Msg-Id` of the data message `seq` of `session`.
 pub fn data_id(session: &SessionName, seq: u64) -> String {
-    format!("{session}:{seq}")
+    // Called for every message: one allocation, digits written directly.
+    let mut id = String::with_capacity(session.0.len() + 21);
+    id.push_str(&session.0);
+    id.push(':');
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        id.push(char::from(digit));
+    }
+    id
 }
 
 /// The `Nats-Msg-Id` of an event line of `session` (`gap`, `resumed`) at
@@ -94,6 +118,30 @@ mod tests {
         assert_eq!(name.as_str().len(), 32);
         assert!(!name.as_str().contains("b3e0c5d1"));
         assert!(name.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn ids_are_the_session_name_and_the_seq() {
+        let name = SessionName::of(&SessionToken::new("t"));
+        for seq in [0, 1, 9, 10, 123_456_789, u64::MAX] {
+            assert_eq!(data_id(&name, seq), format!("{name}:{seq}"));
+        }
+    }
+
+    #[test]
+    fn a_data_subject_is_prefix_type_and_symbol_token() {
+        use argus_client::argus_core::{Price, SubscriptionId, Symbol, Timestamp};
+        let price = |symbol| {
+            MarketData::Price(Price {
+                subscription: SubscriptionId::new("s").unwrap(),
+                seq: 1,
+                symbol: Symbol::parse(symbol).unwrap(),
+                price: 1.5,
+                timestamp: Timestamp::parse("2026-01-02T03:04:05.000006Z").unwrap(),
+            })
+        };
+        assert_eq!(data_subject("argus", &price("AAPL")), "argus.price.AAPL");
+        assert_eq!(data_subject("a.b", &price("BRK.B")), "a.b.price.BRK~B");
     }
 
     #[test]

@@ -14,11 +14,11 @@ use argus_client::argus_core::{
     DataType, Event, GiveUpReason, ResumePoint, ServerError, SessionToken,
 };
 use argus_client::{EventStream, lines};
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv, stream};
+use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -197,10 +197,16 @@ impl Session {
     }
 }
 
-/// A message to publish, kept until JetStream acknowledges it.
+/// A message to publish, kept until JetStream acknowledges it. A publish
+/// takes its headers by value, so they are made at each send from their
+/// values (cheaper than keeping a `HeaderMap` to clone); the subject and
+/// the payload are shared.
 struct Outgoing {
-    subject: String,
-    headers: HeaderMap,
+    subject: Subject,
+    /// `Nats-Msg-Id`, when the session is known.
+    id: Option<String>,
+    /// [`FEED_HEADER`], on event lines.
+    feed: Option<String>,
     payload: Bytes,
 }
 
@@ -556,7 +562,8 @@ impl Run<'_> {
             }
             let Some(out) = &entry.outgoing else { continue };
             match send(js, out).await {
-                Ok(ack) => entry.ack = Ack::Pending(Box::pin(ack.into_future())),
+                // `into_future` boxes already.
+                Ok(ack) => entry.ack = Ack::Pending(ack.into_future()),
                 Err(error) => {
                     entry.ack = Ack::Pending(Box::pin(std::future::ready(Err(error))));
                     self.blocked = true;
@@ -573,17 +580,14 @@ impl Run<'_> {
             Event::Data(data) => {
                 let seq = data.seq();
                 state.seen = seq;
-                let mut headers = HeaderMap::new();
-                if let Some(session) = &state.session {
-                    headers.insert(
-                        async_nats::header::NATS_MESSAGE_ID,
-                        data_id(&session.name, seq).as_str(),
-                    );
-                } else {
+                let id = state.session.as_ref().map(|s| data_id(&s.name, seq));
+                if id.is_none() {
                     tracing::error!(seq, "data before any session: published without an id");
                 }
-                let payload = match serde_json::to_vec(&data) {
-                    Ok(json) => Bytes::from(json),
+                // Room for a `price` or `volume` message in one allocation.
+                let mut json = Vec::with_capacity(256);
+                let payload = match serde_json::to_writer(&mut json, &data) {
+                    Ok(()) => Bytes::from(json),
                     Err(error) => {
                         tracing::error!(%error, seq, "cannot encode a data message");
                         return;
@@ -592,8 +596,9 @@ impl Run<'_> {
                 Entry {
                     feed,
                     outgoing: Some(Outgoing {
-                        subject: data_subject(prefix, &data),
-                        headers,
+                        subject: Subject::from(data_subject(prefix, &data)),
+                        id,
+                        feed: None,
                         payload,
                     }),
                     ack: Ack::Unsent,
@@ -657,19 +662,15 @@ impl Run<'_> {
     /// the session and `seq`.
     fn event_entry(&self, feed: usize, event: &Event, name: &str, seq: u64, kind: Kind) -> Entry {
         let state = &self.states[feed];
-        let mut headers = HeaderMap::new();
-        headers.insert(FEED_HEADER, state.key.as_str());
-        if let Some(session) = &state.session {
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                event_id(&session.name, name, seq).as_str(),
-            );
-        }
         Entry {
             feed,
             outgoing: Some(Outgoing {
-                subject: format!("{}.{name}", self.relay.config.subject_prefix),
-                headers,
+                subject: Subject::from(format!("{}.{name}", self.relay.config.subject_prefix)),
+                id: state
+                    .session
+                    .as_ref()
+                    .map(|session| event_id(&session.name, name, seq)),
+                feed: Some(state.key.clone()),
                 payload: Bytes::from(lines::event_line(event)),
             }),
             ack: Ack::Unsent,
@@ -741,11 +742,18 @@ async fn send(
     js: &jetstream::Context,
     out: &Outgoing,
 ) -> Result<PublishAckFuture, jetstream::context::PublishError> {
+    let mut headers = HeaderMap::new();
+    if let Some(feed) = &out.feed {
+        headers.insert(FEED_HEADER, feed.as_str());
+    }
+    if let Some(id) = &out.id {
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+    }
     js.send_publish(
         out.subject.clone(),
         PublishMessage::build()
             .payload(out.payload.clone())
-            .headers(out.headers.clone()),
+            .headers(headers),
     )
     .await
 }
