@@ -50,6 +50,8 @@ class Recorder:
         self.cpu_first = None
         self.cpu_last = None
         self.done = asyncio.Event()
+        #: Sets ``done``: from another thread, through the loop.
+        self.finish = self.done.set
         #: Events the client reported it had to skip (``lagged``): argus only.
         self.missed = 0
         self._ts = None
@@ -69,7 +71,7 @@ class Recorder:
         if self.seen == self.count:
             self.last = time.perf_counter()
             self.cpu_last = time.process_time()
-            self.done.set()
+            self.finish()
 
     def result(self) -> dict:
         span = self.last - self.first
@@ -91,6 +93,10 @@ async def run_argus(url: str, recorder: Recorder) -> None:
     from argus.websocket_client import ConnectionConfig, SubscriptionConfig, WebSocketClient
 
     client = WebSocketClient(ConnectionConfig(url=url))
+    # A plain-function handler runs on the engine's I/O thread: the loop's
+    # event is set through the loop.
+    loop = asyncio.get_running_loop()
+    recorder.finish = lambda: loop.call_soon_threadsafe(recorder.done.set)
     client.add_message_handler("price", recorder)
 
     def lagged(event) -> None:
