@@ -2,13 +2,17 @@
 //! tokio adapter's client, its one event stream, and the dispatch of that
 //! stream to Python handlers and `events()` iterators.
 //!
-//! One Rust consumer reads `WebSocketClient::events()`, taking every event
-//! that is ready as one batch. The Python side (a task on the application's
-//! asyncio loop) takes a batch, then hands it to `Client.dispatch`, which
-//! holds the GIL for the whole batch: it builds each event's object once
-//! and calls the matching handlers in order. An async handler's coroutine
-//! is handed back to be awaited before the next handler or message, so
-//! every handler sees the stream in order, one message at a time.
+//! A dispatcher task per client (on the runtime's one thread, `argus-io`)
+//! reads `WebSocketClient::events()`, taking every event that is ready as
+//! one batch, and delivers the batch with the GIL held once: it builds each
+//! event's object once, calls the plain-function handlers on the spot, and
+//! queues for the asyncio loop what must run there (`async def` and
+//! `on_loop` handlers, `events()` sinks, awaitables the handlers returned),
+//! waking the loop only when its queue was empty. The loop side
+//! (`Client.dispatch_loop`) takes the queue in order and hands back each
+//! awaitable to be awaited before it goes on, so every consumer sees the
+//! stream in order. A full loop queue holds the dispatcher, and so the
+//! stream, back.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -303,7 +307,15 @@ impl Shared {
             if here.peek().is_none() && !to_loop {
                 continue;
             }
-            let object = converter.item(py, &item)?.unbind();
+            let object = match converter.item(py, &item) {
+                Ok(object) => object.unbind(),
+                Err(error) => {
+                    // Nobody to raise to on this thread: Python's hook for
+                    // such errors reports it, and the stream goes on.
+                    error.write_unraisable(py, None);
+                    continue;
+                }
+            };
             let mut awaitables = Vec::new();
             for handler in here {
                 match handler.func.call1(py, (&object,)) {
@@ -311,7 +323,12 @@ impl Shared {
                     Ok(_) => {}
                     // Nothing on this thread can stop the application: a
                     // handler's exception of any kind is counted and logged.
-                    Err(error) => self.record_handler_error(py, error.into_value(py).into_any())?,
+                    Err(error) => {
+                        let error = error.into_value(py).into_any();
+                        if let Err(failed) = self.record_handler_error(py, error) {
+                            failed.write_unraisable(py, None);
+                        }
+                    }
                 }
             }
             if to_loop {

@@ -448,28 +448,27 @@ class WebSocketClient:
         those events), in the stream's order. Returns an id for
         ``remove_message_handler``.
 
-        Where it runs:
+        Where it runs (``on_loop=None`` chooses by the handler's kind):
 
-        - A plain function runs on the engine's I/O thread (a thread of
-          its own, not the asyncio loop's), with the GIL held, as soon as
-          the message is decoded: no loop wake-up per message. It may use
-          any Python object (the GIL serialises it with the loop's code,
-          but between two of the loop's bytecodes: guard shared state that
-          must change atomically with a lock), but must not call asyncio
-          APIs that need the running loop (``asyncio.create_task``,
-          ``Event.set``, an ``asyncio`` future's ``set_result``): use
-          ``loop.call_soon_threadsafe`` for those, or ``on_loop=True``. If it
-          returns an awaitable (a lambda calling an ``async def``), that is
-          awaited on the loop, in order.
-        - An ``async def`` (or ``on_loop=True``) runs on the loop that called
-          ``connect()``; a coroutine is awaited before that loop's next
-          handler call, so loop handlers see one message at a time, each
-          done with it before the next.
+        - A plain function runs on the engine's I/O thread (``argus-io``,
+          not the asyncio loop's thread), with the GIL held, as soon as the
+          message is decoded: no loop wake-up per message. It may use any
+          Python object (the GIL interleaves it with the loop's code one
+          bytecode at a time: guard multi-step updates with a
+          ``threading.Lock``), must not block (the thread reads every
+          client's socket), and must not call asyncio APIs that need the
+          running loop (``asyncio.create_task``, ``asyncio.Event.set``): use
+          ``loop.call_soon_threadsafe`` for those, or ``on_loop=True``. An
+          awaitable it returns is awaited on the loop, in order.
+        - An ``async def``, or any handler with ``on_loop=True``, runs on
+          the loop that called ``connect()``. The loop's handlers take each
+          message in turn, an ``async def``'s coroutine awaited before the
+          next call.
 
-        Every handler sees the messages in order; a plain function on the
-        I/O thread may be ahead of the loop's handlers and ``events()``
-        streams (by up to ``queue_capacity`` events). A handler that raises
-        is logged (logger ``argus``) and counted in
+        Each handler sees every message in order; a handler on the I/O
+        thread may be ahead of the loop's handlers and ``events()`` streams
+        by up to ``queue_capacity`` events (then it waits for them). A
+        handler that raises is logged (logger ``argus``) and counted in
         ``get_stats()["handler_errors"]``; the client goes on."""
         return self._add_handler(data_type, handler, None, on_loop)
 
