@@ -18,6 +18,7 @@ websockets, orjson and uvloop) and prints the tables for BENCHMARKS.md.
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -174,8 +175,14 @@ def measure(kind: str, url: str, count: int, latency: bool, warmup: int) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min): what else ran."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(args: argparse.Namespace) -> None:
     print(f"python {sys.version.split()[0]}; {args.runs} runs, interleaved; medians", file=sys.stderr)
+    load_log = [load()]
     server, url = start_server("None")
     throughput = {k: [] for k in CONSUMERS}
     try:
@@ -188,6 +195,7 @@ def main(args: argparse.Namespace) -> None:
         server.stdin.close()
         server.wait(timeout=30)
 
+    load_log.append(load())
     server, url = start_server(args.rate)
     paced = {k: [] for k in CONSUMERS}
     count = int(args.rate * args.seconds)
@@ -201,8 +209,12 @@ def main(args: argparse.Namespace) -> None:
         server.stdin.close()
         server.wait(timeout=30)
 
+    load_log.append(load())
+
     def median(results, key):
         return statistics.median(r[key] for r in results)
+
+    print(f"Load average (1 / 5 / 15 min) at the start, between the parts, at the end: {'; '.join(load_log)}.\n")
 
     base = median(throughput["websockets"], "msgs_per_s")
     fast = median(throughput["orjson-uvloop"], "msgs_per_s")
