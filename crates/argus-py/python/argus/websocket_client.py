@@ -455,11 +455,12 @@ class WebSocketClient:
           message is decoded: no loop wake-up per message. It may use any
           Python object (the GIL interleaves it with the loop's code one
           bytecode at a time: guard multi-step updates with a
-          ``threading.Lock``), must not block (the thread reads every
-          client's socket), and must not call asyncio APIs that need the
-          running loop (``asyncio.create_task``, ``asyncio.Event.set``): use
-          ``loop.call_soon_threadsafe`` for those, or ``on_loop=True``. An
-          awaitable it returns is awaited on the loop, in order.
+          ``threading.Lock``), must not block (while it runs, no client's
+          socket is read and no ping answered), and must not call asyncio
+          APIs that need the running loop (``asyncio.create_task``,
+          ``asyncio.Event.set``): use ``loop.call_soon_threadsafe`` for
+          those, or ``on_loop=True``. An awaitable it returns is awaited
+          on the loop, in order.
         - An ``async def``, or any handler with ``on_loop=True``, runs on
           the loop that called ``connect()``. The loop's handlers take each
           message in turn, an ``async def``'s coroutine awaited before the
