@@ -30,9 +30,9 @@ use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::{IntoPyObjectExt, intern};
-use pyo3_async_runtimes::tokio::future_into_py;
 use tokio::sync::Notify;
 
+use crate::bridge::{self, awaitable};
 use crate::convert::{self, Converter, EVENT_KINDS, Json, Kind};
 use crate::{ArgusConnectError, ArgusSubscribeError};
 
@@ -380,15 +380,6 @@ impl Shared {
     }
 }
 
-/// Set when the interpreter begins to exit: dispatchers stop before
-/// attaching to an interpreter that is going away.
-static EXITING: AtomicBool = AtomicBool::new(false);
-
-/// Tells the dispatchers that the interpreter exits.
-pub(crate) fn stop_dispatching() {
-    EXITING.store(true, Ordering::SeqCst);
-}
-
 /// A running dispatcher: the task that reads the client's stream.
 struct Dispatcher {
     stop: Arc<Notify>,
@@ -427,7 +418,7 @@ async fn dispatch(
                 }
             }
         };
-        if EXITING.load(Ordering::SeqCst) {
+        if bridge::exiting() {
             break;
         }
         match Python::try_attach(|py| shared.deliver(py, events)) {
@@ -444,7 +435,7 @@ async fn dispatch(
         }
     }
     finished.store(true, Ordering::SeqCst);
-    if !EXITING.load(Ordering::SeqCst) {
+    if !bridge::exiting() {
         // The loop side may wait for this end; the loop may be gone.
         let _ = Python::try_attach(|py| shared.wake_loop(py));
     }
@@ -529,7 +520,7 @@ impl Client {
     /// Connects; resolves once connected, raises `ConnectError` otherwise.
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(
+        awaitable(
             py,
             async move { client.connect().await.map_err(connect_error) },
         )
@@ -538,7 +529,7 @@ impl Client {
     /// Closes the connection (code 1000) and drops every subscription.
     fn disconnect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client.disconnect().await;
             Ok(())
         })
@@ -560,7 +551,7 @@ impl Client {
         let config =
             subscription_config(symbols, data_types, update_frequency, min_price, max_price)?;
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client
                 .subscribe(id, config)
                 .await
@@ -572,7 +563,7 @@ impl Client {
     /// Unsubscribes; raises `ValueError` for an unknown id.
     fn unsubscribe<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client.unsubscribe(id).await.map_err(|e| match e {
                 UnsubscribeError::Unknown(e) => {
                     PyValueError::new_err(format!("subscription_id: {e}"))
@@ -586,7 +577,7 @@ impl Client {
     /// or is disconnected.
     fn wait_for_connection<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client.wait_for_connection().await.map_err(connect_error)
         })
     }
@@ -595,7 +586,7 @@ impl Client {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             let stats = client.stats().await;
             let mut value =
                 serde_json::to_value(&stats).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -689,7 +680,7 @@ impl Client {
         }
         let stop = Arc::new(Notify::new());
         let finished = Arc::new(AtomicBool::new(false));
-        let task = pyo3_async_runtimes::tokio::get_runtime().spawn(dispatch(
+        let task = bridge::runtime().spawn(dispatch(
             self.shared.clone(),
             self.stream.clone(),
             stop.clone(),
@@ -706,7 +697,7 @@ impl Client {
     /// ready; resolves when it has.
     fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let dispatcher = lock(&self.dispatcher).take();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             if let Some(dispatcher) = dispatcher {
                 dispatcher.stop.notify_one();
                 // A dispatcher that panicked has stopped too.
