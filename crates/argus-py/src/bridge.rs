@@ -3,10 +3,10 @@
 //! One current-thread tokio runtime, driven by one thread of ours,
 //! `argus-io`, runs every client's tasks, the dispatchers that call the
 //! plain-function handlers, and the completion of the asyncio futures that
-//! [`awaitable`] returns. That thread keeps one Python thread state for
+//! `awaitable` returns. That thread keeps one Python thread state for
 //! its whole life (detached while it waits), so attaching to Python there
 //! only takes the GIL; and it is the only thread of ours that touches
-//! Python. [`stop`] (an `atexit` hook) ends it before the interpreter
+//! Python. `_at_exit` (an `atexit` hook) ends it before the interpreter
 //! finalizes: a thread that touches Python during finalization is ended by
 //! the interpreter in the middle of Rust code, which crashes the process.
 
