@@ -556,6 +556,9 @@ class WebSocketClient:
                         return
                     await wakeup.wait()
                 elif step is True:
+                    # Handed events out: let the rest of the application
+                    # (the events() readers first) run before taking more.
+                    await asyncio.sleep(0)
                     for stream in list(self._streams):
                         if stream._full():
                             await stream._wait_for_room()
