@@ -18,6 +18,7 @@ websockets, orjson and uvloop) and prints the tables for BENCHMARKS.md.
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,8 @@ class Recorder:
         self.cpu_first = None
         self.cpu_last = None
         self.done = asyncio.Event()
+        #: Sets ``done``: from another thread, through the loop.
+        self.finish = self.done.set
         #: Events the client reported it had to skip (``lagged``): argus only.
         self.missed = 0
         self._ts = None
@@ -69,7 +72,7 @@ class Recorder:
         if self.seen == self.count:
             self.last = time.perf_counter()
             self.cpu_last = time.process_time()
-            self.done.set()
+            self.finish()
 
     def result(self) -> dict:
         span = self.last - self.first
@@ -91,6 +94,10 @@ async def run_argus(url: str, recorder: Recorder) -> None:
     from argus.websocket_client import ConnectionConfig, SubscriptionConfig, WebSocketClient
 
     client = WebSocketClient(ConnectionConfig(url=url))
+    # A plain-function handler runs on the engine's I/O thread: the loop's
+    # event is set through the loop.
+    loop = asyncio.get_running_loop()
+    recorder.finish = lambda: loop.call_soon_threadsafe(recorder.done.set)
     client.add_message_handler("price", recorder)
 
     def lagged(event) -> None:
@@ -168,8 +175,14 @@ def measure(kind: str, url: str, count: int, latency: bool, warmup: int) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min): what else ran."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(args: argparse.Namespace) -> None:
     print(f"python {sys.version.split()[0]}; {args.runs} runs, interleaved; medians", file=sys.stderr)
+    load_log = [load()]
     server, url = start_server("None")
     throughput = {k: [] for k in CONSUMERS}
     try:
@@ -182,6 +195,7 @@ def main(args: argparse.Namespace) -> None:
         server.stdin.close()
         server.wait(timeout=30)
 
+    load_log.append(load())
     server, url = start_server(args.rate)
     paced = {k: [] for k in CONSUMERS}
     count = int(args.rate * args.seconds)
@@ -195,8 +209,12 @@ def main(args: argparse.Namespace) -> None:
         server.stdin.close()
         server.wait(timeout=30)
 
+    load_log.append(load())
+
     def median(results, key):
         return statistics.median(r[key] for r in results)
+
+    print(f"Load average (1 / 5 / 15 min) at the start, between the parts, at the end: {'; '.join(load_log)}.\n")
 
     base = median(throughput["websockets"], "msgs_per_s")
     fast = median(throughput["orjson-uvloop"], "msgs_per_s")

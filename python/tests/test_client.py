@@ -100,12 +100,12 @@ async def test_async_handlers_are_awaited_in_order(client):
         trace.append(("sync", data["seq"]))
 
     client.add_message_handler("price", slow)
-    client.add_message_handler("price", fast)
+    client.add_message_handler("price", fast, on_loop=True)
     assert await client.connect()
     await client.subscribe("main", SubscriptionConfig(["AAPL", "MSFT"], ["price"]))
     await wait_until(lambda: len(trace) >= 60)
-    # Each message: the async handler runs to its end, then the sync one,
-    # then the next message.
+    # Each message: the async handler runs to its end, then the sync one
+    # (on the loop too), then the next message.
     groups = [trace[i : i + 3] for i in range(0, len(trace) - len(trace) % 3, 3)]
     for seq, negative, sync in groups:
         assert negative == -seq and sync == ("sync", seq)

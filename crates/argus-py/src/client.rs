@@ -2,16 +2,21 @@
 //! tokio adapter's client, its one event stream, and the dispatch of that
 //! stream to Python handlers and `events()` iterators.
 //!
-//! One Rust consumer reads `WebSocketClient::events()`, taking every event
-//! that is ready as one batch. The Python side (a task on the application's
-//! asyncio loop) takes a batch, then hands it to `Client.dispatch`, which
-//! holds the GIL for the whole batch: it builds each event's object once
-//! and calls the matching handlers in order. An async handler's coroutine
-//! is handed back to be awaited before the next handler or message, so
-//! every handler sees the stream in order, one message at a time.
+//! A dispatcher task per client (on the runtime's one thread, `argus-io`)
+//! reads `WebSocketClient::events()`, taking every event that is ready as
+//! one batch, and delivers the batch with the GIL held once: it builds each
+//! event's object once, calls the plain-function handlers on the spot, and
+//! queues for the asyncio loop what must run there (`async def` and
+//! `on_loop` handlers, `events()` sinks, awaitables the handlers returned),
+//! waking the loop only when its queue was empty. The loop side
+//! (`Client.dispatch_loop`) takes the queue in order and hands back each
+//! awaitable to be awaited before it goes on, so every consumer sees the
+//! stream in order. A full loop queue holds the dispatcher, and so the
+//! stream, back.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -22,12 +27,12 @@ use argus_tokio::{
 use futures_util::FutureExt;
 use futures_util::stream::{ReadyChunks, Stream, StreamExt};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_async_runtimes::tokio::future_into_py;
+use pyo3::{IntoPyObjectExt, intern};
 use tokio::sync::Notify;
 
+use crate::bridge::{self, awaitable};
 use crate::convert::{self, Converter, EVENT_KINDS, Json, Kind};
 use crate::{ArgusConnectError, ArgusSubscribeError};
 
@@ -176,6 +181,10 @@ impl<T> Registry<T> {
     fn len(&self) -> usize {
         lock(&self.entries).len()
     }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.entries).is_empty()
+    }
 }
 
 /// A receiver of every event's object (an `events()` stream).
@@ -199,6 +208,8 @@ struct Handler {
     /// Only the events of this subscription.
     subscription: Option<String>,
     func: Py<PyAny>,
+    /// Called on the asyncio loop, not on the I/O thread.
+    on_loop: bool,
 }
 
 impl Handler {
@@ -227,42 +238,206 @@ fn wants(kind: &str) -> PyResult<Wants> {
     }
 }
 
-/// Events taken from the client's stream in one go, and how far their
-/// dispatch got.
-#[pyclass(module = "argus._argus", frozen)]
-pub struct Batch {
-    state: Mutex<BatchState>,
+/// Work for the asyncio loop, in the stream's order.
+enum LoopWork {
+    /// An event for the loop's consumers (`events()` streams, handlers
+    /// registered to run on the loop), with its object.
+    Event {
+        item: convert::Item,
+        object: Py<PyAny>,
+    },
+    /// What a handler called on the I/O thread returned: an awaitable, to
+    /// be awaited on the loop.
+    Await(Py<PyAny>),
 }
 
-struct BatchState {
-    events: Vec<convert::Item>,
-    /// The next event to dispatch.
-    next: usize,
-    /// The event being dispatched, its object, and the next handler to call.
-    current: Option<(Py<PyAny>, usize)>,
-    /// The handlers and sinks as they were when the batch's dispatch began.
-    handlers: Option<Snapshot<Handler>>,
-    sinks: Option<Snapshot<Sink>>,
+/// The loop's share of the stream: filled by the dispatcher on the I/O
+/// thread, emptied by [`Client::dispatch_loop`] on the loop.
+#[derive(Default)]
+struct LoopQueue {
+    items: VecDeque<LoopWork>,
+    /// The loop side found the queue empty and waits to be woken.
+    idle: bool,
+    /// An event whose loop handlers were left at an awaitable: the event
+    /// and the next handler to call.
+    current: Option<(LoopWork, usize)>,
 }
 
-#[pymethods]
-impl Batch {
-    fn __len__(&self) -> usize {
-        lock(&self.state).events.len()
+/// How the dispatcher wakes the loop side: `call_soon_threadsafe(wake)`.
+struct LoopWake {
+    call_soon_threadsafe: Py<PyAny>,
+    wake: Py<PyAny>,
+}
+
+/// What a client's `Client` (Python's handle) and its dispatcher share.
+struct Shared {
+    handlers: Registry<Handler>,
+    sinks: Registry<Sink>,
+    converter: Mutex<Converter>,
+    handler_errors: AtomicU64,
+    loop_queue: Mutex<LoopQueue>,
+    /// Events the loop queue holds before the dispatcher waits.
+    loop_capacity: usize,
+    /// The loop side took from a full queue.
+    room: Notify,
+    wake: Mutex<Option<LoopWake>>,
+}
+
+impl Shared {
+    /// Hands `events` (taken from the stream in one go) out, with the GIL
+    /// held once for all of them: calls the handlers that run on this (the
+    /// I/O) thread, and queues what the loop must run. Fails only when the
+    /// loop cannot be woken (it is closed).
+    fn deliver(&self, py: Python<'_>, events: Vec<convert::Item>) -> PyResult<()> {
+        let handlers = self.handlers.snapshot();
+        let to_loop_always = !self.sinks.is_empty();
+        let mut converter = lock(&self.converter);
+        let mut work = Vec::new();
+        for item in events {
+            let (kind, subscription) = convert::route_item(&item);
+            let subscription = subscription.map(|s| s.as_str());
+            let mut here = handlers
+                .iter()
+                .filter(|h| !h.on_loop && h.matches(kind, subscription))
+                .peekable();
+            let to_loop = to_loop_always
+                || handlers
+                    .iter()
+                    .any(|h| h.on_loop && h.matches(kind, subscription));
+            if here.peek().is_none() && !to_loop {
+                continue;
+            }
+            let object = match converter.item(py, &item) {
+                Ok(object) => object.unbind(),
+                Err(error) => {
+                    // Nobody to raise to on this thread: Python's hook for
+                    // such errors reports it, and the stream goes on.
+                    error.write_unraisable(py, None);
+                    continue;
+                }
+            };
+            let mut awaitables = Vec::new();
+            for handler in here {
+                match handler.func.call1(py, (&object,)) {
+                    Ok(returned) if is_awaitable(py, &returned) => awaitables.push(returned),
+                    Ok(_) => {}
+                    // Nothing on this thread can stop the application: a
+                    // handler's exception of any kind is counted and logged.
+                    Err(error) => {
+                        let error = error.into_value(py).into_any();
+                        if let Err(failed) = self.record_handler_error(py, error) {
+                            failed.write_unraisable(py, None);
+                        }
+                    }
+                }
+            }
+            if to_loop {
+                work.push(LoopWork::Event { item, object });
+            }
+            work.extend(awaitables.into_iter().map(LoopWork::Await));
+        }
+        drop(converter);
+        if work.is_empty() {
+            return Ok(());
+        }
+        let wake = {
+            let mut queue = lock(&self.loop_queue);
+            queue.items.extend(work);
+            std::mem::take(&mut queue.idle)
+        };
+        if wake {
+            self.wake_loop(py)?;
+        }
+        Ok(())
+    }
+
+    fn wake_loop(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(wake) = lock(&self.wake).as_ref() {
+            wake.call_soon_threadsafe.call1(py, (&wake.wake,))?;
+        }
+        Ok(())
+    }
+
+    fn loop_queue_full(&self) -> bool {
+        lock(&self.loop_queue).items.len() >= self.loop_capacity
+    }
+
+    /// Counts a handler call that raised `error`, and logs it (logger
+    /// `argus`, with its traceback). The client goes on.
+    fn record_handler_error(&self, py: Python<'_>, error: Py<PyAny>) -> PyResult<()> {
+        self.handler_errors.fetch_add(1, Ordering::Relaxed);
+        let logger = py
+            .import(intern!(py, "logging"))?
+            .call_method1(intern!(py, "getLogger"), (intern!(py, "argus"),))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "exc_info"), error)?;
+        logger.call_method(
+            intern!(py, "error"),
+            (intern!(py, "a message handler raised; the client goes on"),),
+            Some(&kwargs),
+        )?;
+        Ok(())
     }
 }
 
-impl Batch {
-    fn new(events: Vec<convert::Item>) -> Self {
-        Self {
-            state: Mutex::new(BatchState {
-                events,
-                next: 0,
-                current: None,
-                handlers: None,
-                sinks: None,
-            }),
+/// A running dispatcher: the task that reads the client's stream.
+struct Dispatcher {
+    stop: Arc<Notify>,
+    finished: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Reads the client's stream, one batch (every event that is ready) at a
+/// time, and delivers each batch with the GIL held once. Ends when the
+/// stream ends, when stopped (after delivering what is ready then), when
+/// the loop cannot be woken any more, or when the interpreter exits.
+async fn dispatch(
+    shared: Arc<Shared>,
+    stream: Arc<tokio::sync::Mutex<Chunks>>,
+    stop: Arc<Notify>,
+    finished: Arc<AtomicBool>,
+) {
+    let mut stream = stream.lock().await;
+    let mut stopping = false;
+    loop {
+        let events = if stopping {
+            match stream.next().now_or_never() {
+                Some(Some(events)) => events,
+                _ => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                events = stream.next() => match events {
+                    Some(events) => events,
+                    None => break,
+                },
+                () = stop.notified() => {
+                    stopping = true;
+                    continue;
+                }
+            }
+        };
+        if bridge::exiting() {
+            break;
         }
+        match Python::try_attach(|py| shared.deliver(py, events)) {
+            Some(Ok(())) => {}
+            // The loop is closed, or the interpreter is going away.
+            Some(Err(_)) | None => break,
+        }
+        while !stopping && shared.loop_queue_full() {
+            tokio::select! {
+                biased;
+                () = stop.notified() => stopping = true,
+                () = shared.room.notified() => {}
+            }
+        }
+    }
+    finished.store(true, Ordering::SeqCst);
+    if !bridge::exiting() {
+        // The loop side may wait for this end; the loop may be gone.
+        let _ = Python::try_attach(|py| shared.wake_loop(py));
     }
 }
 
@@ -272,13 +447,9 @@ pub struct Client {
     client: WebSocketClient,
     /// The client's one event stream, in batches.
     stream: Arc<tokio::sync::Mutex<Chunks>>,
-    /// Ends a wait in [`Client::next_batch`] early.
-    wake: Arc<Notify>,
-    handlers: Registry<Handler>,
-    sinks: Registry<Sink>,
+    shared: Arc<Shared>,
+    dispatcher: Mutex<Option<Dispatcher>>,
     next_id: AtomicU64,
-    converter: Mutex<Converter>,
-    handler_errors: Arc<AtomicU64>,
 }
 
 #[pymethods]
@@ -331,19 +502,25 @@ impl Client {
         Ok(Self {
             client,
             stream: Arc::new(tokio::sync::Mutex::new(stream)),
-            wake: Arc::new(Notify::new()),
-            handlers: Registry::default(),
-            sinks: Registry::default(),
+            shared: Arc::new(Shared {
+                handlers: Registry::default(),
+                sinks: Registry::default(),
+                converter: Mutex::default(),
+                handler_errors: AtomicU64::new(0),
+                loop_queue: Mutex::default(),
+                loop_capacity: queue_capacity,
+                room: Notify::new(),
+                wake: Mutex::new(None),
+            }),
+            dispatcher: Mutex::new(None),
             next_id: AtomicU64::new(1),
-            converter: Mutex::default(),
-            handler_errors: Arc::default(),
         })
     }
 
     /// Connects; resolves once connected, raises `ConnectError` otherwise.
     fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(
+        awaitable(
             py,
             async move { client.connect().await.map_err(connect_error) },
         )
@@ -352,7 +529,7 @@ impl Client {
     /// Closes the connection (code 1000) and drops every subscription.
     fn disconnect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client.disconnect().await;
             Ok(())
         })
@@ -374,7 +551,7 @@ impl Client {
         let config =
             subscription_config(symbols, data_types, update_frequency, min_price, max_price)?;
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client
                 .subscribe(id, config)
                 .await
@@ -386,7 +563,7 @@ impl Client {
     /// Unsubscribes; raises `ValueError` for an unknown id.
     fn unsubscribe<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client.unsubscribe(id).await.map_err(|e| match e {
                 UnsubscribeError::Unknown(e) => {
                     PyValueError::new_err(format!("subscription_id: {e}"))
@@ -400,7 +577,7 @@ impl Client {
     /// or is disconnected.
     fn wait_for_connection<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move {
+        awaitable(py, async move {
             client.wait_for_connection().await.map_err(connect_error)
         })
     }
@@ -408,15 +585,15 @@ impl Client {
     /// The statistics as a dictionary: the seed's eight fields first.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        let handler_errors = self.handler_errors.clone();
-        future_into_py(py, async move {
+        let shared = self.shared.clone();
+        awaitable(py, async move {
             let stats = client.stats().await;
             let mut value =
                 serde_json::to_value(&stats).map_err(|e| PyValueError::new_err(e.to_string()))?;
             if let Some(map) = value.as_object_mut() {
                 map.insert(
                     "handler_errors".into(),
-                    handler_errors.load(Ordering::Relaxed).into(),
+                    shared.handler_errors.load(Ordering::Relaxed).into(),
                 );
             }
             Ok(Json(value))
@@ -432,47 +609,50 @@ impl Client {
     /// Handler calls that raised.
     #[getter]
     fn handler_errors(&self) -> u64 {
-        self.handler_errors.load(Ordering::Relaxed)
+        self.shared.handler_errors.load(Ordering::Relaxed)
     }
 
     /// Registers `func` for `kind`, optionally only for one subscription's
-    /// events; returns its id.
-    #[pyo3(signature = (kind, func, subscription = None))]
+    /// events, to be called on the I/O thread or (`on_loop`) on the loop;
+    /// returns its id.
+    #[pyo3(signature = (kind, func, subscription = None, on_loop = false))]
     fn add_handler(
         &self,
         kind: &str,
         func: Bound<'_, PyAny>,
         subscription: Option<String>,
+        on_loop: bool,
     ) -> PyResult<u64> {
         if !func.is_callable() {
             return Err(PyTypeError::new_err("handler: must be callable"));
         }
         let wants = wants(kind)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.handlers.add(Handler {
+        self.shared.handlers.add(Handler {
             id,
             wants,
             subscription,
             func: func.unbind(),
+            on_loop,
         });
         Ok(id)
     }
 
     /// Removes a handler; whether it was registered.
     fn remove_handler(&self, id: u64) -> bool {
-        self.handlers.remove(|h| h.id == id)
+        self.shared.handlers.remove(|h| h.id == id)
     }
 
     /// Handlers registered.
     #[getter]
     fn handler_count(&self) -> usize {
-        self.handlers.len()
+        self.shared.handlers.len()
     }
 
     /// Registers `push`, called with every event's object; returns its id.
     fn add_sink(&self, push: Bound<'_, PyAny>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.sinks.add(Sink {
+        self.shared.sinks.add(Sink {
             id,
             push: push.unbind(),
         });
@@ -481,100 +661,138 @@ impl Client {
 
     /// Removes a sink.
     fn remove_sink(&self, id: u64) {
-        self.sinks.remove(|s| s.id == id);
+        self.shared.sinks.remove(|s| s.id == id);
     }
 
-    /// The events that are ready now, or `None` when none is (or the stream
-    /// is being read by [`next_batch`](Self::next_batch)).
-    fn poll_batch(&self) -> Option<Batch> {
-        let mut stream = self.stream.try_lock().ok()?;
-        stream.next().now_or_never().flatten().map(Batch::new)
+    /// Starts the dispatcher (unless it runs), which wakes the loop side
+    /// with `call_soon_threadsafe(wake)` when it queues work for the loop.
+    fn start(&self, call_soon_threadsafe: Py<PyAny>, wake: Py<PyAny>) {
+        *lock(&self.shared.wake) = Some(LoopWake {
+            call_soon_threadsafe,
+            wake,
+        });
+        let mut dispatcher = lock(&self.dispatcher);
+        if dispatcher
+            .as_ref()
+            .is_some_and(|d| !d.finished.load(Ordering::SeqCst))
+        {
+            return;
+        }
+        let stop = Arc::new(Notify::new());
+        let finished = Arc::new(AtomicBool::new(false));
+        let task = bridge::runtime().spawn(dispatch(
+            self.shared.clone(),
+            self.stream.clone(),
+            stop.clone(),
+            finished.clone(),
+        ));
+        *dispatcher = Some(Dispatcher {
+            stop,
+            finished,
+            task,
+        });
     }
 
-    /// Waits for the next events; resolves with `None` once the stream has
-    /// ended, or early when [`wake`](Self::wake) is called.
-    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let stream = self.stream.clone();
-        let wake = self.wake.clone();
-        future_into_py(py, async move {
-            let mut stream = stream.lock().await;
-            Ok(tokio::select! {
-                biased;
-                events = stream.next() => events.map(Batch::new),
-                () = wake.notified() => None,
-            })
+    /// Stops the dispatcher once it has delivered the events that are
+    /// ready; resolves when it has.
+    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let dispatcher = lock(&self.dispatcher).take();
+        awaitable(py, async move {
+            if let Some(dispatcher) = dispatcher {
+                dispatcher.stop.notify_one();
+                // A dispatcher that panicked has stopped too.
+                let _ = dispatcher.task.await;
+            }
+            Ok(())
         })
     }
 
-    /// Ends a pending (or the next) [`next_batch`](Self::next_batch) with `None`.
-    fn wake(&self) {
-        self.wake.notify_one();
+    /// Tells the dispatcher to stop, without waiting for it.
+    fn halt(&self) {
+        if let Some(dispatcher) = lock(&self.dispatcher).as_ref() {
+            dispatcher.stop.notify_one();
+        }
     }
 
-    /// Dispatches the batch from where it stopped: hands each event's
-    /// object to every sink and to the matching handlers, in order. Returns
-    /// the awaitable of an async handler when one is called (await it, then
-    /// call `dispatch` again), `None` when the batch is done.
-    fn dispatch(&self, py: Python<'_>, batch: &Batch) -> PyResult<Option<Py<PyAny>>> {
-        let mut state = lock(&batch.state);
-        let handlers = state
-            .handlers
-            .get_or_insert_with(|| self.handlers.snapshot())
-            .clone();
-        let sinks = state
-            .sinks
-            .get_or_insert_with(|| self.sinks.snapshot())
-            .clone();
-        while state.next < state.events.len() {
-            let (object, mut at) = match state.current.take() {
-                Some(current) => current,
-                None => {
-                    let event = &state.events[state.next];
-                    let object = lock(&self.converter).item(py, event)?;
-                    for sink in sinks.iter() {
-                        sink.push.call1(py, (&object,))?;
-                    }
-                    (object.unbind(), 0)
+    /// Whether the dispatcher runs.
+    #[getter]
+    fn dispatching(&self) -> bool {
+        lock(&self.dispatcher)
+            .as_ref()
+            .is_some_and(|d| !d.finished.load(Ordering::SeqCst))
+    }
+
+    /// Runs the loop's share of the stream from where it stopped: hands
+    /// each event's object to every sink and to the matching loop handlers,
+    /// in order. Returns an awaitable to await before calling again (an
+    /// async handler's, or one a handler on the I/O thread returned),
+    /// `True` once the queue is empty after handing some out, `None` when
+    /// it was empty (the dispatcher's next work wakes the loop).
+    fn dispatch_loop(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let shared = &*self.shared;
+        let handlers = shared.handlers.snapshot();
+        let sinks = shared.sinks.snapshot();
+        let mut progressed = false;
+        loop {
+            let (work, mut at, resumed) = {
+                let mut queue = lock(&shared.loop_queue);
+                match queue.current.take() {
+                    Some((work, at)) => (work, at, true),
+                    None => match queue.items.pop_front() {
+                        Some(work) => {
+                            if queue.items.len() < shared.loop_capacity {
+                                shared.room.notify_one();
+                            }
+                            (work, 0, false)
+                        }
+                        None => {
+                            queue.idle = true;
+                            return Ok(if progressed {
+                                true.into_py_any(py)?
+                            } else {
+                                py.None()
+                            });
+                        }
+                    },
                 }
             };
-            let (kind, subscription) = convert::route_item(&state.events[state.next]);
+            progressed = true;
+            let (item, object) = match &work {
+                LoopWork::Await(awaitable) => return Ok(awaitable.clone_ref(py)),
+                LoopWork::Event { item, object } => (item, object),
+            };
+            if !resumed {
+                for sink in sinks.iter() {
+                    sink.push.call1(py, (object,))?;
+                }
+            }
+            let (kind, subscription) = convert::route_item(item);
             let subscription = subscription.map(|s| s.as_str());
             while let Some(handler) = handlers.get(at) {
                 at += 1;
-                if !handler.matches(kind, subscription) {
+                if !handler.on_loop || !handler.matches(kind, subscription) {
                     continue;
                 }
-                match handler.func.call1(py, (&object,)) {
-                    Ok(returned) if !returned.is_none(py) && is_awaitable(py, &returned) => {
-                        state.current = Some((object, at));
-                        return Ok(Some(returned));
+                match handler.func.call1(py, (object,)) {
+                    Ok(returned) if is_awaitable(py, &returned) => {
+                        lock(&shared.loop_queue).current = Some((work, at));
+                        return Ok(returned);
                     }
                     Ok(_) => {}
                     // KeyboardInterrupt, SystemExit: not the handler's bug to count.
                     Err(error) if !error.is_instance_of::<PyException>(py) => return Err(error),
-                    Err(error) => self.record_handler_error(py, error.into_value(py).into_any())?,
+                    Err(error) => {
+                        shared.record_handler_error(py, error.into_value(py).into_any())?;
+                    }
                 }
             }
-            state.next += 1;
         }
-        Ok(None)
     }
 
     /// Counts a handler call that raised `error`, and logs it (logger
     /// `argus`, with its traceback). The client goes on.
     fn record_handler_error(&self, py: Python<'_>, error: Py<PyAny>) -> PyResult<()> {
-        self.handler_errors.fetch_add(1, Ordering::Relaxed);
-        let logger = py
-            .import(intern!(py, "logging"))?
-            .call_method1(intern!(py, "getLogger"), (intern!(py, "argus"),))?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "exc_info"), error)?;
-        logger.call_method(
-            intern!(py, "error"),
-            (intern!(py, "a message handler raised; the client goes on"),),
-            Some(&kwargs),
-        )?;
-        Ok(())
+        self.shared.record_handler_error(py, error)
     }
 
     fn __repr__(&self) -> String {
@@ -583,10 +801,11 @@ impl Client {
 }
 
 fn is_awaitable(py: Python<'_>, object: &Py<PyAny>) -> bool {
-    object
-        .bind(py)
-        .hasattr(intern!(py, "__await__"))
-        .unwrap_or(false)
+    !object.is_none(py)
+        && object
+            .bind(py)
+            .hasattr(intern!(py, "__await__"))
+            .unwrap_or(false)
 }
 
 /// Checks the seed's `ConnectionConfig` fields as the client will; raises

@@ -4,15 +4,17 @@
 //! (`argus.websocket_client`) on the Argus engine. This crate is its native
 //! half, `argus._argus`: the tokio adapter's client with its one event
 //! stream dispatched to Python handlers ([`client`]), the conversion of
-//! events to Python objects ([`convert`]), and the reference server
+//! events to Python objects ([`convert`]), the runtime and the asyncio
+//! futures of Rust futures ([`bridge`]), and the reference server
 //! in-process ([`server`]). The seed's classes themselves are thin Python
 //! (`python/argus/websocket_client.py`) over these.
 //!
-//! Built with maturin (`pip install ./crates/argus-py`); asyncio is bridged
-//! to tokio with pyo3-async-runtimes, whose runtime runs the clients' tasks
-//! on one worker thread of its own.
+//! Built with maturin (`pip install ./crates/argus-py`). The clients run on
+//! a tokio runtime whose one thread, `argus-io`, also calls the
+//! plain-function handlers and completes the asyncio futures.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod client;
 pub mod convert;
 pub mod server;
@@ -43,19 +45,13 @@ create_exception!(
 /// The native half of the `argus` package.
 #[pymodule]
 fn _argus(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime
-        .worker_threads(1)
-        .thread_name("argus-io")
-        .enable_all();
-    pyo3_async_runtimes::tokio::init(runtime);
-
+    bridge::start()?;
     let py = m.py();
     m.add_class::<client::Client>()?;
-    m.add_class::<client::Batch>()?;
     m.add_class::<server::Server>()?;
     m.add_function(wrap_pyfunction!(client::check_connection_config, m)?)?;
     m.add_function(wrap_pyfunction!(client::check_subscription_config, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;
     m.add("ArgusError", py.get_type::<ArgusError>())?;
     m.add("ConnectError", py.get_type::<ArgusConnectError>())?;
     m.add("SubscribeError", py.get_type::<ArgusSubscribeError>())?;

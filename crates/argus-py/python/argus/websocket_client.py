@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import itertools
 import weakref
 from dataclasses import dataclass, field, fields
@@ -224,6 +225,14 @@ class ConnectionState(Enum):
     ERROR = "error"
 
 
+def _is_async(handler: Any) -> bool:
+    """Whether ``handler`` is an ``async def`` (or an object whose
+    ``__call__`` is), which runs on the loop."""
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)
+    )
+
+
 class EventStream:
     """``async for event in client.events()``: every event of the client, in
     order (data, ``gap``, ``resumed``, ``state_changed``, ``disconnected``,
@@ -320,9 +329,12 @@ class EventStream:
 class WebSocketClient:
     """A connection to an Argus server, as in the original SDK.
 
-    Handlers (``add_message_handler``) and ``events()`` streams run on the
-    asyncio loop that called ``connect()``, fed in batches from the Rust
-    engine: one GIL acquisition per batch, dicts built without JSON.
+    The Rust engine reads the socket on an I/O thread of its own and hands
+    out every batch of ready events with the GIL taken once: it calls the
+    plain-function handlers there and then, and wakes the asyncio loop that
+    called ``connect()`` only for what must run on it (``async def``
+    handlers, ``on_loop=True`` handlers, ``events()`` streams); see
+    :meth:`add_message_handler`. Dicts are built without JSON.
 
     ``slow_consumer`` chooses what happens when the Python side (handlers and
     ``events()`` streams) falls behind the feed: ``"backpressure"``
@@ -366,6 +378,7 @@ class WebSocketClient:
         )
         self._pump: Optional[asyncio.Task[None]] = None
         self._stopping = False
+        self._wakeup: Optional[asyncio.Event] = None
         self._streams: "weakref.WeakSet[EventStream]" = weakref.WeakSet()
 
     def __repr__(self) -> str:
@@ -426,23 +439,56 @@ class WebSocketClient:
             )
         await self._native.unsubscribe(subscription_id)
 
-    def add_message_handler(self, data_type: str, handler: Handler) -> int:
+    def add_message_handler(
+        self, data_type: str, handler: Handler, *, on_loop: Optional[bool] = None
+    ) -> int:
         """Calls ``handler(data)`` for each message of ``data_type``
         (``"price"``, ``"volume"``, ``"orderbook"``; ``"debug"`` sees
         everything, events included; an event kind such as ``"gap"`` sees
-        those events). ``handler`` is a function or an ``async def``;
-        a coroutine is awaited before the next message. A handler that
-        raises is logged (logger ``argus``) and counted in
-        ``get_stats()["handler_errors"]``; the client goes on. Returns an id
-        for ``remove_message_handler``."""
-        return self._add_handler(data_type, handler, None)
+        those events), in the stream's order. Returns an id for
+        ``remove_message_handler``.
 
-    def _add_handler(self, data_type: str, handler: Handler, subscription: Optional[str]) -> int:
+        Where it runs (``on_loop=None`` chooses by the handler's kind):
+
+        - A plain function runs on the engine's I/O thread (``argus-io``,
+          not the asyncio loop's thread), with the GIL held, as soon as the
+          message is decoded: no loop wake-up per message. It may use any
+          Python object (the GIL interleaves it with the loop's code one
+          bytecode at a time: guard multi-step updates with a
+          ``threading.Lock``), must not block (while it runs, no client's
+          socket is read and no ping answered), and must not call asyncio
+          APIs that need the running loop (``asyncio.create_task``,
+          ``asyncio.Event.set``): use ``loop.call_soon_threadsafe`` for
+          those, or ``on_loop=True``. An awaitable it returns is awaited
+          on the loop, in order.
+        - An ``async def``, or any handler with ``on_loop=True``, runs on
+          the loop that called ``connect()``. The loop's handlers take each
+          message in turn, an ``async def``'s coroutine awaited before the
+          next call.
+
+        Each handler sees every message in order; a handler on the I/O
+        thread may be ahead of the loop's handlers and ``events()`` streams
+        by up to ``queue_capacity`` events (then it waits for them). A
+        handler that raises is logged (logger ``argus``) and counted in
+        ``get_stats()["handler_errors"]``; the client goes on."""
+        return self._add_handler(data_type, handler, None, on_loop)
+
+    def _add_handler(
+        self,
+        data_type: str,
+        handler: Handler,
+        subscription: Optional[str],
+        on_loop: Optional[bool] = None,
+    ) -> int:
         if not isinstance(data_type, str):
             raise TypeError(f"data_type: must be a str, not {type(data_type).__name__}")
         if not callable(handler):
             raise TypeError(f"handler: must be callable, not {type(handler).__name__}")
-        return self._native.add_handler(data_type, handler, subscription)
+        if on_loop is None:
+            on_loop = _is_async(handler)
+        elif not isinstance(on_loop, bool):
+            raise TypeError(f"on_loop: must be a bool or None, not {type(on_loop).__name__}")
+        return self._native.add_handler(data_type, handler, subscription, on_loop)
 
     def remove_message_handler(self, handler_id: int) -> bool:
         """Removes a handler; whether it was registered."""
@@ -473,47 +519,59 @@ class WebSocketClient:
         :class:`EventStream`)."""
         return EventStream(self, capacity)
 
-    # The pump: one task on the application's loop takes the engine's
-    # batches and dispatches them.
+    # The engine's dispatcher (on the I/O thread) calls the plain-function
+    # handlers itself and queues the rest for the loop side: one task on the
+    # application's loop (the pump), woken only when there is loop work.
 
     def _ensure_pump(self) -> None:
         if self._pump is None or self._pump.done():
+            loop = asyncio.get_running_loop()
             self._stopping = False
-            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
+            self._wakeup = asyncio.Event()
+            self._native.start(loop.call_soon_threadsafe, self._wakeup.set)
+            self._pump = loop.create_task(self._run_pump())
 
     async def _stop_pump(self) -> None:
         pump = self._pump
         if pump is None:
             return
         self._stopping = True
-        self._native.wake()
         for stream in list(self._streams):
             stream._wake_pump()
-        await pump
+        await self._native.stop()
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if pump is not asyncio.current_task():
+            await pump
 
     async def _run_pump(self) -> None:
-        native = self._native
-        while True:
-            batch = native.poll_batch()
-            if batch is not None:
-                # Ready at once: let the rest of the application run first.
-                await asyncio.sleep(0)
-            else:
-                if self._stopping:
-                    return
-                batch = await native.next_batch()
-                if batch is None:
-                    continue
-            pending = native.dispatch(batch)
-            while pending is not None:
-                try:
-                    await pending
-                except Exception as error:  # a handler's failure is not the client's
-                    native.record_handler_error(error)
-                pending = native.dispatch(batch)
-            for stream in list(self._streams):
-                if stream._full():
-                    await stream._wait_for_room()
+        native, wakeup = self._native, self._wakeup
+        assert wakeup is not None
+        try:
+            while True:
+                wakeup.clear()
+                step = native.dispatch_loop()
+                if step is None:
+                    if self._stopping and not native.dispatching:
+                        return
+                    await wakeup.wait()
+                elif step is True:
+                    # Handed events out: let the rest of the application
+                    # (the events() readers first) run before taking more.
+                    await asyncio.sleep(0)
+                    for stream in list(self._streams):
+                        if stream._full():
+                            await stream._wait_for_room()
+                else:
+                    try:
+                        await step
+                    except Exception as error:  # a handler's failure is not the client's
+                        native.record_handler_error(error)
+        finally:
+            if not self._stopping:
+                # The loop is going away (this task was cancelled, or failed):
+                # nothing may call into it any more.
+                native.halt()
 
 
 class WebSocketClientManager:
