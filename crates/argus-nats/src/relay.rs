@@ -631,22 +631,12 @@ impl Run<'_> {
                 }
             }
             Event::GaveUp(reason) => {
-                let halt = Halt::GaveUp {
-                    feed: state.key.clone(),
-                    reason,
-                };
-                tracing::error!(%halt, "stopping");
-                self.stats.halted = Some(halt);
-                return;
+                let feed = state.key.clone();
+                return self.halt(Halt::GaveUp { feed, reason });
             }
             Event::SubscribeFailed { error, .. } => {
-                let halt = Halt::Refused {
-                    feed: state.key.clone(),
-                    error,
-                };
-                tracing::error!(%halt, "stopping");
-                self.stats.halted = Some(halt);
-                return;
+                let feed = state.key.clone();
+                return self.halt(Halt::Refused { feed, error });
             }
             other => {
                 tracing::debug!(feed = %state.key, event = other.name(), "upstream");
@@ -656,6 +646,13 @@ impl Run<'_> {
         self.in_flight.push_back(entry);
         self.unsent += 1;
         self.send_unsent().await;
+    }
+
+    /// Stops taking events: the run ends once what is in flight is
+    /// acknowledged and the points are stored.
+    fn halt(&mut self, halt: Halt) {
+        tracing::error!(%halt, "stopping");
+        self.stats.halted = Some(halt);
     }
 
     /// An event line (`gap`, `resumed`) to `<prefix>.<name>`, its id from
