@@ -70,8 +70,22 @@ impl Drop for NatsServer {
     }
 }
 
+/// `nats-server` on `PATH`, or where Debian's package puts it (`/usr/sbin`,
+/// which a non-root `PATH` may lack).
+fn program() -> &'static str {
+    const DEBIAN: &str = "/usr/sbin/nats-server";
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("nats-server").is_file())
+    });
+    if !on_path && std::path::Path::new(DEBIAN).is_file() {
+        DEBIAN
+    } else {
+        "nats-server"
+    }
+}
+
 fn spawn(port: u16, store: &std::path::Path) -> Child {
-    let mut child = Command::new("nats-server")
+    let mut child = Command::new(program())
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store)
         .stdin(Stdio::null())
