@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -394,7 +395,9 @@ impl Relay {
     /// events, and the clients stop reading their sockets. A failed or
     /// unanswered publish is sent again, with everything after it, after a
     /// delay growing to `max_retry_delay`: JetStream drops what it already
-    /// stored by its id.
+    /// stored by its id. While the NATS connection is down nothing is sent;
+    /// when it is back, everything unacknowledged is sent again at once, in
+    /// order.
     pub async fn run(&self, feeds: Vec<Feed>, shutdown: impl Future<Output = ()>) -> RelayStats {
         let mut states: Vec<FeedState> = Vec::with_capacity(feeds.len());
         let mut merged = SelectAll::new();
@@ -421,6 +424,10 @@ impl Relay {
             retry_delay: RETRY_FIRST,
             unsent: 0,
             blocked: false,
+            held: false,
+            link: self.js.client().statistics(),
+            client: self.js.client(),
+            epoch: 0,
             next_store: tokio::time::Instant::now(),
         };
         run.go(merged, shutdown).await;
@@ -429,6 +436,9 @@ impl Relay {
 }
 
 const RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// How often a relay whose sends wait for the NATS connection looks at it.
+const LINK_POLL: Duration = Duration::from_millis(10);
 
 type Store = BoxFuture<'static, (usize, u64, Result<(), String>)>;
 
@@ -444,6 +454,14 @@ struct Run<'a> {
     unsent: usize,
     /// A send failed: nothing is sent until the retry.
     blocked: bool,
+    /// Sends wait for the NATS connection to come back.
+    held: bool,
+    /// The NATS client, to see its connection's state.
+    client: async_nats::Client,
+    /// Its counters: `connects` grows at each (re)connection.
+    link: Arc<async_nats::Statistics>,
+    /// `connects` when the entries in flight were sent.
+    epoch: u64,
     /// When the next routine resume-point write may start.
     next_store: tokio::time::Instant,
 }
@@ -458,8 +476,10 @@ impl Run<'_> {
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut closing = merged.is_empty();
+        self.epoch = self.link.connects.load(Ordering::Relaxed);
         loop {
             closing |= self.stats.halted.is_some();
+            self.follow_link().await;
             self.settle();
             // At shutdown, the last points go out at once.
             self.start_store(closing && self.in_flight.is_empty());
@@ -484,6 +504,8 @@ impl Run<'_> {
                 },
                 () = &mut shutdown, if !closing => closing = true,
                 () = tokio::time::sleep_until(self.next_store), if store_due => {}
+                // The client has no notice of its state: looked at while held.
+                () = tokio::time::sleep(LINK_POLL), if self.held => {}
             }
         }
     }
@@ -546,13 +568,50 @@ impl Run<'_> {
         }
     }
 
+    /// After the NATS connection came back, what was in flight may have
+    /// been lost with the old one while the client's buffer goes out on
+    /// the new one: everything unacknowledged is sent again at once, in
+    /// order (the de-duplication window drops what was stored), rather
+    /// than after `ack_timeout` behind newer messages.
+    async fn follow_link(&mut self) {
+        let connects = self.link.connects.load(Ordering::Relaxed);
+        if connects != self.epoch {
+            self.epoch = connects;
+            if self.in_flight.iter().any(|e| e.outgoing.is_some()) {
+                self.stats.retries += 1;
+                tracing::warn!(
+                    in_flight = self.in_flight.len(),
+                    "NATS reconnected: sending what was not acknowledged again, in order"
+                );
+                for entry in &mut self.in_flight {
+                    if entry.outgoing.is_some() {
+                        entry.ack = Ack::Unsent;
+                    }
+                }
+                self.unsent = self.in_flight.len();
+                self.blocked = false;
+                self.held = true;
+            }
+        }
+        if self.held {
+            self.send_unsent().await;
+        }
+    }
+
     /// Sends every unsent entry (the last `unsent` of the queue), in
     /// order. A failed send becomes that entry's answer, so the retry path
     /// takes it, and nothing more is sent until that retry: order is kept.
     async fn send_unsent(&mut self) {
-        if self.blocked {
+        if self.blocked || self.unsent == 0 {
             return;
         }
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            // Sent now, it would wait in the client's buffer and go out on
+            // the next connection before what the broken one lost.
+            self.held = true;
+            return;
+        }
+        self.held = false;
         let js = &self.relay.js;
         let first = self.in_flight.len() - self.unsent;
         for entry in self.in_flight.range_mut(first..) {
