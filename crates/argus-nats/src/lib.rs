@@ -60,6 +60,6 @@ pub use config::{
     plan_upstream,
 };
 pub use consumer::read_stream;
-pub use names::{SessionName, data_id, data_subject, event_id, symbol_token};
+pub use names::{SessionName, data_id, data_subject, event_id, seq_of, subject, symbol_token};
 pub use relay::{FEED_HEADER, Feed, Halt, Relay, RelayError, RelayStats};
 pub use upstream::{SUBSCRIPTION_ID, Upstream, UpstreamError, start_upstream};

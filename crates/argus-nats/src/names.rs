@@ -2,9 +2,9 @@
 //! the public name of an upstream session.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
-use argus_client::argus_core::{MarketData, SessionToken};
+use argus_client::argus_core::{DataType, MarketData, SessionToken};
 
 /// The public name of an upstream session, safe to publish.
 ///
@@ -62,11 +62,16 @@ pub fn symbol_token(symbol: &str) -> Cow<'_, str> {
 
 /// The subject of a data message: `<prefix>.<type>.<SYMBOL>`.
 pub fn data_subject(prefix: &str, data: &MarketData) -> String {
+    subject(prefix, data.data_type(), data.symbol().as_str())
+}
+
+/// The subject of `symbol`'s messages of `data_type`:
+/// `<prefix>.<type>.<SYMBOL>`, the symbol as [`symbol_token`] writes it.
+pub fn subject(prefix: &str, data_type: DataType, symbol: &str) -> String {
     // Called for every message: pieces pushed into one allocation, not
     // `format!`.
-    let symbol = data.symbol();
-    let symbol = symbol_token(symbol.as_str());
-    let data_type = data.data_type().as_str();
+    let symbol = symbol_token(symbol);
+    let data_type = data_type.as_str();
     let mut subject = String::with_capacity(prefix.len() + data_type.len() + symbol.len() + 2);
     subject.push_str(prefix);
     subject.push('.');
@@ -78,25 +83,21 @@ pub fn data_subject(prefix: &str, data: &MarketData) -> String {
 
 /// The `Nats-Msg-Id` of the data message `seq` of `session`.
 pub fn data_id(session: &SessionName, seq: u64) -> String {
-    // Called for every message: one allocation, digits written directly.
+    // Called for every message: one allocation.
     let mut id = String::with_capacity(session.0.len() + 21);
     id.push_str(&session.0);
     id.push(':');
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = seq;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[at..] {
-        id.push(char::from(digit));
-    }
+    let _ = write!(id, "{seq}");
     id
+}
+
+/// The seq of a data message of `session`, from its `Nats-Msg-Id`; `None`
+/// for another session's message or another kind of id.
+pub fn seq_of(session: &SessionName, id: &str) -> Option<u64> {
+    id.strip_prefix(session.as_str())?
+        .strip_prefix(':')?
+        .parse()
+        .ok()
 }
 
 /// The `Nats-Msg-Id` of an event line of `session` (`gap`, `resumed`) at
@@ -125,7 +126,11 @@ mod tests {
         let name = SessionName::of(&SessionToken::new("t"));
         for seq in [0, 1, 9, 10, 123_456_789, u64::MAX] {
             assert_eq!(data_id(&name, seq), format!("{name}:{seq}"));
+            assert_eq!(seq_of(&name, &data_id(&name, seq)), Some(seq));
         }
+        let other = SessionName::of(&SessionToken::new("u"));
+        assert_eq!(seq_of(&other, &data_id(&name, 5)), None);
+        assert_eq!(seq_of(&name, &event_id(&name, "gap", 5)), None);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -26,15 +25,14 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::SelectAll;
 
 use crate::config::{RelayConfig, UpstreamPlan};
-use crate::names::{SessionName, data_id, data_subject, event_id, symbol_token};
+use crate::names::{SessionName, data_id, data_subject, event_id, seq_of, subject};
 
 /// The header naming the upstream connection (its resume-point key) on
 /// `gap` and `resumed` messages.
 pub const FEED_HEADER: &str = "Argus-Feed";
 
-/// Why the relay could not start or go on. Publishing is retried, never
-/// abandoned, so a running relay ends with an error only when its resume
-/// points cannot be read at start.
+/// Why the relay could not start. A running relay has no error: it retries
+/// publishing and storing points, and ends early only with a [`Halt`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayError {
@@ -217,19 +215,11 @@ enum Ack {
     /// Not sent (yet, or again after a failure).
     Unsent,
     /// Sent; JetStream's answer.
-    Pending(
-        Pin<
-            Box<
-                dyn Future<
-                        Output = Result<
-                            jetstream::publish::PublishAck,
-                            jetstream::context::PublishError,
-                        >,
-                    > + Send,
-            >,
-        >,
-    ),
+    Pending(BoxFuture<'static, Acked>),
 }
+
+/// JetStream's answer to a publish.
+type Acked = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>;
 
 /// One step of a feed, in its order.
 struct Entry {
@@ -353,12 +343,7 @@ impl Relay {
             .map_err(|e| bad(format!("stream `{}`: {e}", self.config.stream)))?;
         for symbol in &plan.symbols {
             for data_type in data_types {
-                let subject = format!(
-                    "{}.{}.{}",
-                    self.config.subject_prefix,
-                    data_type.as_str(),
-                    symbol_token(symbol)
-                );
+                let subject = subject(&self.config.subject_prefix, *data_type, symbol);
                 let last = match stream.get_last_raw_message_by_subject(&subject).await {
                     Ok(message) => message,
                     Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
@@ -367,13 +352,7 @@ impl Relay {
                 let seq = last
                     .headers
                     .get(async_nats::header::NATS_MESSAGE_ID)
-                    .and_then(|id| {
-                        id.as_str()
-                            .strip_prefix(name.as_str())?
-                            .strip_prefix(':')?
-                            .parse::<u64>()
-                            .ok()
-                    });
+                    .and_then(|id| seq_of(&name, id.as_str()));
                 if let Some(seq) = seq {
                     point.last_seq = point.last_seq.max(seq);
                 }
@@ -425,9 +404,13 @@ impl Relay {
             unsent: 0,
             blocked: false,
             held: false,
-            link: self.js.client().statistics(),
+            epoch: self
+                .js
+                .client()
+                .statistics()
+                .connects
+                .load(Ordering::Relaxed),
             client: self.js.client(),
-            epoch: 0,
             next_store: tokio::time::Instant::now(),
         };
         run.go(merged, shutdown).await;
@@ -458,9 +441,8 @@ struct Run<'a> {
     held: bool,
     /// The NATS client, to see its connection's state.
     client: async_nats::Client,
-    /// Its counters: `connects` grows at each (re)connection.
-    link: Arc<async_nats::Statistics>,
-    /// `connects` when the entries in flight were sent.
+    /// The client's `connects` count (one more at each reconnection) when
+    /// the entries in flight were sent.
     epoch: u64,
     /// When the next routine resume-point write may start.
     next_store: tokio::time::Instant,
@@ -476,7 +458,6 @@ impl Run<'_> {
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut closing = merged.is_empty();
-        self.epoch = self.link.connects.load(Ordering::Relaxed);
         loop {
             closing |= self.stats.halted.is_some();
             self.follow_link().await;
@@ -535,10 +516,7 @@ impl Run<'_> {
         }
     }
 
-    async fn on_ack(
-        &mut self,
-        acked: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
-    ) {
+    async fn on_ack(&mut self, acked: Acked) {
         match acked {
             Ok(ack) => {
                 self.retry_delay = RETRY_FIRST;
@@ -556,13 +534,7 @@ impl Run<'_> {
                     "a publish was not acknowledged: sending it and everything after it again");
                 tokio::time::sleep(self.retry_delay).await;
                 self.retry_delay = (self.retry_delay * 2).min(self.relay.config.max_retry_delay);
-                for entry in &mut self.in_flight {
-                    if entry.outgoing.is_some() {
-                        entry.ack = Ack::Unsent;
-                    }
-                }
-                self.unsent = self.in_flight.len();
-                self.blocked = false;
+                self.resend_all();
                 self.send_unsent().await;
             }
         }
@@ -574,7 +546,7 @@ impl Run<'_> {
     /// order (the de-duplication window drops what was stored), rather
     /// than after `ack_timeout` behind newer messages.
     async fn follow_link(&mut self) {
-        let connects = self.link.connects.load(Ordering::Relaxed);
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
         if connects != self.epoch {
             self.epoch = connects;
             if self.in_flight.iter().any(|e| e.outgoing.is_some()) {
@@ -583,19 +555,25 @@ impl Run<'_> {
                     in_flight = self.in_flight.len(),
                     "NATS reconnected: sending what was not acknowledged again, in order"
                 );
-                for entry in &mut self.in_flight {
-                    if entry.outgoing.is_some() {
-                        entry.ack = Ack::Unsent;
-                    }
-                }
-                self.unsent = self.in_flight.len();
-                self.blocked = false;
+                self.resend_all();
                 self.held = true;
             }
         }
         if self.held {
             self.send_unsent().await;
         }
+    }
+
+    /// Marks every publish in flight unsent, to go out again from the
+    /// front, in order.
+    fn resend_all(&mut self) {
+        for entry in &mut self.in_flight {
+            if entry.outgoing.is_some() {
+                entry.ack = Ack::Unsent;
+            }
+        }
+        self.unsent = self.in_flight.len();
+        self.blocked = false;
     }
 
     /// Sends every unsent entry (the last `unsent` of the queue), in
