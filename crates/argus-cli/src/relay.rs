@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 
+use argus_client::transport::redact_url;
 use argus_nats::{Halt, Relay, RelayConfig, plan_upstream, read_stream, start_upstream};
 use argus_tokio::Tokio;
 use futures_util::StreamExt;
@@ -18,10 +19,29 @@ async fn jetstream(url: &str) -> Result<async_nats::jetstream::Context, Exit> {
     match async_nats::connect(url).await {
         Ok(client) => Ok(async_nats::jetstream::new(client)),
         Err(e) => {
-            report(format!("cannot connect to NATS at {url}: {e}"));
+            // A NATS URL may carry a user and password: never printed, in
+            // the URL or in what the client says about it.
+            let mut error = e.to_string();
+            if let Some(credentials) = credentials(url) {
+                error = error.replace(credentials, "***");
+            }
+            report(format!(
+                "cannot connect to NATS at {}: {error}",
+                redact_url(url)
+            ));
             Err(Exit::Failure)
         }
     }
+}
+
+/// The `user:password` (or token) part of a URL, if it has one.
+fn credentials(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority
+        .rfind('@')
+        .map(|at| &authority[..at])
+        .filter(|c| !c.is_empty())
 }
 
 /// Runs `argus relay`: prints a `relaying` line on stdout once the stream

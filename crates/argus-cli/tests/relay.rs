@@ -377,3 +377,29 @@ async fn a_durable_reader_goes_on_where_it_stopped() {
     );
     assert_one_history(&first.lines);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_credentials_never_reach_the_output() {
+    let server = start_server(ticking(Duration::from_millis(5))).await;
+    let url = server.url();
+    // Nothing listens on port 1: the connection is refused at once.
+    let finished = common::run(argus(&[
+        "relay",
+        "--url",
+        &url,
+        "--symbols",
+        "AAPL",
+        "--nats",
+        "nats://desk:hunter2@127.0.0.1:1",
+    ]))
+    .await;
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("cannot connect to NATS at nats://***@127.0.0.1:1"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!finished.stderr.contains("hunter2") && !finished.stdout.contains("hunter2"));
+}
