@@ -182,3 +182,37 @@ def test_the_interpreter_exits_cleanly_while_handlers_are_being_called(ending, a
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "done"
     assert "panicked" not in out.stderr and "Fatal" not in out.stderr, out.stderr
+
+
+PLACED_BEFORE_IMPORT = textwrap.dedent(
+    """
+    import os, sys
+    cpu = int(sys.argv[1])
+    os.sched_setaffinity(0, {cpu})
+    import argus.websocket_client  # starts argus-io
+    io = [
+        int(tid)
+        for tid in os.listdir("/proc/self/task")
+        if open(f"/proc/self/task/{tid}/comm").read().strip() == "argus-io"
+    ]
+    assert len(io) == 1, io
+    print(sorted(os.sched_getaffinity(io[0])))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="Linux only")
+def test_the_io_thread_takes_the_cpu_mask_of_the_importing_thread():
+    """The README's "Tail latency": `os.sched_setaffinity` before `import
+    argus` places the engine's I/O thread."""
+    import os
+
+    cpu = max(os.sched_getaffinity(0))
+    out = subprocess.run(
+        [sys.executable, "-c", PLACED_BEFORE_IMPORT, str(cpu)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 3,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"[{cpu}]"
