@@ -19,6 +19,11 @@
 //!   nothing lost, and what it publishes again is dropped by the stream's
 //!   de-duplication window. After the session expired: one gap, from the
 //!   stored seq.
+//! - Every decision of the relay (what to send, when to send it again,
+//!   which resume point to store when) is made by [`pipeline::Pipeline`], a
+//!   state machine without I/O that is told the time; [`Relay::run`] does
+//!   the publishing and the waiting. The pipeline knows no NATS, so it can
+//!   carry the feed onto another bus.
 //! - [`Shard`] splits the symbol universe over relays by a stable hash, and
 //!   [`plan_upstream`] splits a relay's symbols over connections.
 //!
@@ -51,6 +56,7 @@
 mod config;
 mod consumer;
 mod names;
+pub mod pipeline;
 mod relay;
 mod upstream;
 

@@ -22,10 +22,11 @@ use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::SelectAll;
+use futures_util::stream::{FuturesOrdered, SelectAll};
 
 use crate::config::{RelayConfig, UpstreamPlan};
 use crate::names::{SessionName, data_id, data_subject, event_id, seq_of, subject};
+use crate::pipeline::{EntryId, Kind, NotPublished, Pipeline, PipelineConfig, Published};
 
 /// The header naming the upstream connection (its resume-point key) on
 /// `gap` and `resumed` messages.
@@ -209,48 +210,10 @@ struct Outgoing {
     payload: Bytes,
 }
 
-enum Ack {
-    /// Nothing to publish: resolves when it reaches the front.
-    Nothing,
-    /// Not sent (yet, or again after a failure).
-    Unsent,
-    /// Sent; JetStream's answer.
-    Pending(BoxFuture<'static, Acked>),
-}
-
-/// JetStream's answer to a publish.
-type Acked = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>;
-
-/// One step of a feed, in its order.
-struct Entry {
-    feed: usize,
-    outgoing: Option<Outgoing>,
-    ack: Ack,
-    /// The resume point this entry completes: stored once it and everything
-    /// before it are acknowledged.
-    point: Option<(Arc<Session>, u64)>,
-    kind: Kind,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Data,
-    Gap,
-    Resumed,
-    Point,
-}
-
-/// Where each feed stands.
+/// Where each feed stands in its events (the pipeline keeps its points).
 struct FeedState {
     key: String,
     session: Option<Arc<Session>>,
-    /// The last point everything up to which is acknowledged.
-    acked: Option<(Arc<Session>, u64)>,
-    /// Whether `acked` is newer than the stored point.
-    dirty: bool,
-    /// Whether `acked` names a session the bucket does not hold yet: it
-    /// is written without waiting for `point_interval`.
-    urgent: bool,
     /// The last seq seen in the events (not yet acknowledged, perhaps).
     seen: u64,
 }
@@ -378,43 +341,39 @@ impl Relay {
     /// when it is back, everything unacknowledged is sent again at once, in
     /// order.
     pub async fn run(&self, feeds: Vec<Feed>, shutdown: impl Future<Output = ()>) -> RelayStats {
+        let config = PipelineConfig {
+            max_in_flight: self.config.max_in_flight,
+            first_retry_delay: RETRY_FIRST,
+            max_retry_delay: self.config.max_retry_delay,
+            point_interval: self.config.point_interval,
+        };
+        let mut pipeline = Pipeline::new(config, feeds.len(), std::time::Instant::now());
         let mut states: Vec<FeedState> = Vec::with_capacity(feeds.len());
         let mut merged = SelectAll::new();
         for (i, feed) in feeds.into_iter().enumerate() {
             let session = feed
                 .resumed_from
                 .map(|p| (Session::new(p.session), p.last_seq));
+            if let Some(point) = &session {
+                pipeline.set_point(i, point.clone());
+            }
             states.push(FeedState {
                 key: feed.key,
-                session: session.as_ref().map(|(s, _)| s.clone()),
                 seen: session.as_ref().map_or(0, |(_, seq)| *seq),
-                acked: session,
-                dirty: false,
-                urgent: false,
+                session: session.map(|(s, _)| s),
             });
             merged.push(feed.events.map(move |event| (i, event)));
         }
         let mut run = Run {
             relay: self,
             states,
-            in_flight: VecDeque::with_capacity(self.config.max_in_flight),
-            stats: RelayStats::default(),
+            pipeline,
+            acks: FuturesOrdered::new(),
+            acked_ids: VecDeque::new(),
             store: None,
-            retry_delay: RETRY_FIRST,
-            unsent: 0,
-            blocked: false,
-            held: false,
-            epoch: self
-                .js
-                .client()
-                .statistics()
-                .connects
-                .load(Ordering::Relaxed),
-            client: self.js.client(),
-            next_store: tokio::time::Instant::now(),
         };
         run.go(merged, shutdown).await;
-        run.stats
+        run.pipeline.stats().clone()
     }
 }
 
@@ -423,29 +382,23 @@ const RETRY_FIRST: Duration = Duration::from_millis(50);
 /// How often a relay whose sends wait for the NATS connection looks at it.
 const LINK_POLL: Duration = Duration::from_millis(10);
 
-type Store = BoxFuture<'static, (usize, u64, Result<(), String>)>;
+/// A point: the session and the seq up to which everything is published.
+type Point = (Arc<Session>, u64);
 
+/// JetStream's answer to a publish.
+type Acked = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>;
+
+/// The relay's I/O around its [`Pipeline`]: the events in, the publishes
+/// and their answers, the resume-point writes, the timers.
 struct Run<'a> {
     relay: &'a Relay,
     states: Vec<FeedState>,
-    in_flight: VecDeque<Entry>,
-    stats: RelayStats,
-    /// The one resume-point write in flight: its feed and seq.
-    store: Option<Store>,
-    retry_delay: Duration,
-    /// How many entries at the back of `in_flight` are not sent yet.
-    unsent: usize,
-    /// A send failed: nothing is sent until the retry.
-    blocked: bool,
-    /// Sends wait for the NATS connection to come back.
-    held: bool,
-    /// The NATS client, to see its connection's state.
-    client: async_nats::Client,
-    /// The client's `connects` count (one more at each reconnection) when
-    /// the entries in flight were sent.
-    epoch: u64,
-    /// When the next routine resume-point write may start.
-    next_store: tokio::time::Instant,
+    pipeline: Pipeline<Outgoing, Point>,
+    /// The answers awaited, in send order, and the entries they are for.
+    acks: FuturesOrdered<BoxFuture<'static, Acked>>,
+    acked_ids: VecDeque<EntryId>,
+    /// The one resume-point write in flight.
+    store: Option<BoxFuture<'static, bool>>,
 }
 
 impl Run<'_> {
@@ -457,163 +410,88 @@ impl Run<'_> {
         shutdown: impl Future<Output = ()>,
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut closing = merged.is_empty();
+        let client = self.relay.js.client();
         loop {
-            closing |= self.stats.halted.is_some();
-            self.follow_link().await;
-            self.settle();
-            // At shutdown, the last points go out at once.
-            self.start_store(closing && self.in_flight.is_empty());
-            if closing && self.in_flight.is_empty() && self.store.is_none() {
+            let now = tokio::time::Instant::now();
+            // The client gives no notice of its connection: looked at each turn.
+            self.pipeline.on_link(
+                client.statistics().connects.load(Ordering::Relaxed),
+                client.connection_state() == async_nats::connection::State::Connected,
+            );
+            self.pipeline.handle_timeout(now.into_std());
+            if self.pipeline.take_resend() {
+                self.acks = FuturesOrdered::new();
+                self.acked_ids.clear();
+            }
+            self.send().await;
+            if self.store.is_none()
+                && let Some((feed, point)) = self.pipeline.poll_store(now.into_std())
+            {
+                self.store = Some(self.store_point(feed, point));
+            }
+            if self.pipeline.is_done() {
                 return;
             }
-            let room = self.in_flight.len() < self.relay.config.max_in_flight;
-            let store_due = self.store.is_none() && self.states.iter().any(|s| s.dirty);
+            let wake = self.pipeline.poll_timeout();
+            let room = self.pipeline.has_room();
+            let closing = self.pipeline.is_closing();
             tokio::select! {
                 biased;
-                acked = poll_fn(|cx| match self.in_flight.front_mut().map(|e| &mut e.ack) {
-                    Some(Ack::Pending(fut)) => fut.as_mut().poll(cx),
-                    _ => Poll::Pending,
-                }) => self.on_ack(acked).await,
-                (feed, seq, result) = poll_fn(|cx| match self.store.as_mut() {
+                Some(acked) = self.acks.next() => {
+                    let id = self.acked_ids.pop_front().expect("one id an answer");
+                    let answer = match acked {
+                        Ok(ack) if ack.duplicate => Ok(Published::Duplicate),
+                        Ok(_) => Ok(Published::Stored),
+                        Err(error) => {
+                            tracing::debug!(%error, "a publish failed");
+                            Err(NotPublished)
+                        }
+                    };
+                    self.pipeline.on_ack(id, answer, std::time::Instant::now());
+                }
+                ok = poll_fn(|cx| match self.store.as_mut() {
                     Some(fut) => fut.as_mut().poll(cx),
                     None => Poll::Pending,
-                }) => self.on_stored(feed, seq, result).await,
-                next = merged.next(), if room && !closing => match next {
-                    Some((feed, event)) => self.on_event(feed, event).await,
-                    None => closing = true,
-                },
-                () = &mut shutdown, if !closing => closing = true,
-                () = tokio::time::sleep_until(self.next_store), if store_due => {}
-                // The client has no notice of its state: looked at while held.
-                () = tokio::time::sleep(LINK_POLL), if self.held => {}
-            }
-        }
-    }
-
-    /// Pops what is resolved at the front.
-    fn settle(&mut self) {
-        while let Some(entry) = self.in_flight.front() {
-            if !matches!(entry.ack, Ack::Nothing) {
-                break;
-            }
-            let entry = self.in_flight.pop_front().expect("front");
-            self.completed(entry);
-        }
-    }
-
-    fn completed(&mut self, entry: Entry) {
-        match entry.kind {
-            Kind::Gap => self.stats.gaps += 1,
-            Kind::Resumed => self.stats.resumes += 1,
-            Kind::Data | Kind::Point => {}
-        }
-        if let Some(point) = entry.point {
-            let state = &mut self.states[entry.feed];
-            state.urgent |= entry.kind == Kind::Point;
-            state.acked = Some(point);
-            state.dirty = true;
-        }
-    }
-
-    async fn on_ack(&mut self, acked: Acked) {
-        match acked {
-            Ok(ack) => {
-                self.retry_delay = RETRY_FIRST;
-                let entry = self.in_flight.pop_front().expect("the front was pending");
-                if ack.duplicate {
-                    self.stats.duplicates += 1;
-                } else if entry.kind == Kind::Data {
-                    self.stats.published += 1;
+                }) => {
+                    self.store = None;
+                    self.pipeline.on_stored(ok, std::time::Instant::now());
                 }
-                self.completed(entry);
-            }
-            Err(error) => {
-                self.stats.retries += 1;
-                tracing::warn!(%error, in_flight = self.in_flight.len(), delay = ?self.retry_delay,
-                    "a publish was not acknowledged: sending it and everything after it again");
-                tokio::time::sleep(self.retry_delay).await;
-                self.retry_delay = (self.retry_delay * 2).min(self.relay.config.max_retry_delay);
-                self.resend_all();
-                self.send_unsent().await;
+                next = merged.next(), if room => match next {
+                    Some((feed, event)) => self.on_event(feed, event),
+                    None => self.pipeline.close(),
+                },
+                () = &mut shutdown, if !closing => self.pipeline.close(),
+                () = tokio::time::sleep_until(wake.map_or(now, tokio::time::Instant::from_std)), if wake.is_some() => {}
+                () = tokio::time::sleep(LINK_POLL), if self.pipeline.is_held() => {}
             }
         }
     }
 
-    /// After the NATS connection came back, what was in flight may have
-    /// been lost with the old one while the client's buffer goes out on
-    /// the new one: everything unacknowledged is sent again at once, in
-    /// order (the de-duplication window drops what was stored), rather
-    /// than after `ack_timeout` behind newer messages.
-    async fn follow_link(&mut self) {
-        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
-        if connects != self.epoch {
-            self.epoch = connects;
-            if self.in_flight.iter().any(|e| e.outgoing.is_some()) {
-                self.stats.retries += 1;
-                tracing::warn!(
-                    in_flight = self.in_flight.len(),
-                    "NATS reconnected: sending what was not acknowledged again, in order"
-                );
-                self.resend_all();
-                self.held = true;
-            }
-        }
-        if self.held {
-            self.send_unsent().await;
-        }
-    }
-
-    /// Marks every publish in flight unsent, to go out again from the
-    /// front, in order.
-    fn resend_all(&mut self) {
-        for entry in &mut self.in_flight {
-            if entry.outgoing.is_some() {
-                entry.ack = Ack::Unsent;
-            }
-        }
-        self.unsent = self.in_flight.len();
-        self.blocked = false;
-    }
-
-    /// Sends every unsent entry (the last `unsent` of the queue), in
-    /// order. A failed send becomes that entry's answer, so the retry path
-    /// takes it, and nothing more is sent until that retry: order is kept.
-    async fn send_unsent(&mut self) {
-        if self.blocked || self.unsent == 0 {
-            return;
-        }
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            // Sent now, it would wait in the client's buffer and go out on
-            // the next connection before what the broken one lost.
-            self.held = true;
-            return;
-        }
-        self.held = false;
+    /// Sends what the pipeline gives, in order. A failed send is the
+    /// pipeline's to retry; nothing more goes until then.
+    async fn send(&mut self) {
         let js = &self.relay.js;
-        let first = self.in_flight.len() - self.unsent;
-        for entry in self.in_flight.range_mut(first..) {
-            self.unsent -= 1;
-            if !matches!(entry.ack, Ack::Unsent) {
-                continue;
-            }
-            let Some(out) = &entry.outgoing else { continue };
+        while let Some((id, out)) = self.pipeline.poll_send() {
             match send(js, out).await {
-                // `into_future` boxes already.
-                Ok(ack) => entry.ack = Ack::Pending(ack.into_future()),
+                Ok(ack) => {
+                    self.pipeline.on_sent(id);
+                    // `into_future` boxes already.
+                    self.acks.push_back(ack.into_future());
+                    self.acked_ids.push_back(id);
+                }
                 Err(error) => {
-                    entry.ack = Ack::Pending(Box::pin(std::future::ready(Err(error))));
-                    self.blocked = true;
+                    tracing::debug!(%error, "a publish could not be sent");
+                    self.pipeline.on_send_failed(id, std::time::Instant::now());
                     return;
                 }
             }
         }
     }
 
-    async fn on_event(&mut self, feed: usize, event: Event) {
+    fn on_event(&mut self, feed: usize, event: Event) {
         let state = &mut self.states[feed];
         let prefix = &self.relay.config.subject_prefix;
-        let entry = match event {
+        match event {
             Event::Data(data) => {
                 let seq = data.seq();
                 state.seen = seq;
@@ -630,145 +508,86 @@ impl Run<'_> {
                         return;
                     }
                 };
-                Entry {
-                    feed,
-                    outgoing: Some(Outgoing {
-                        subject: Subject::from(data_subject(prefix, &data)),
-                        id,
-                        feed: None,
-                        payload,
-                    }),
-                    ack: Ack::Unsent,
-                    point: state.session.clone().map(|s| (s, seq)),
-                    kind: Kind::Data,
-                }
+                let out = Outgoing {
+                    subject: Subject::from(data_subject(prefix, &data)),
+                    id,
+                    feed: None,
+                    payload,
+                };
+                let point = state.session.clone().map(|s| (s, seq));
+                self.pipeline.push(feed, Some(out), point, Kind::Data);
             }
-            Event::Gap(gap) => self.event_entry(feed, &Event::Gap(gap), "gap", gap.from, Kind::Gap),
+            Event::Gap(gap) => {
+                let out = self.event_line(feed, &Event::Gap(gap), "gap", gap.from);
+                self.pipeline.push(feed, Some(out), None, Kind::Gap);
+            }
             Event::Resumed { replayed } => {
                 let at = state.seen;
-                self.event_entry(
-                    feed,
-                    &Event::Resumed { replayed },
-                    "resumed",
-                    at,
-                    Kind::Resumed,
-                )
+                let out = self.event_line(feed, &Event::Resumed { replayed }, "resumed", at);
+                self.pipeline.push(feed, Some(out), None, Kind::Resumed);
             }
             Event::SessionStarted { session } => {
                 let session = Session::new(session);
                 tracing::info!(feed = %state.key, session = %session.name, "a new upstream session");
                 state.session = Some(session.clone());
                 state.seen = 0;
-                Entry {
-                    feed,
-                    outgoing: None,
-                    ack: Ack::Nothing,
-                    point: Some((session, 0)),
-                    kind: Kind::Point,
-                }
+                self.pipeline
+                    .push(feed, None, Some((session, 0)), Kind::Point);
             }
             Event::GaveUp(reason) => {
                 let feed = state.key.clone();
-                return self.halt(Halt::GaveUp { feed, reason });
+                self.halt(Halt::GaveUp { feed, reason });
             }
             Event::SubscribeFailed { error, .. } => {
                 let feed = state.key.clone();
-                return self.halt(Halt::Refused { feed, error });
+                self.halt(Halt::Refused { feed, error });
             }
-            other => {
-                tracing::debug!(feed = %state.key, event = other.name(), "upstream");
-                return;
-            }
-        };
-        self.in_flight.push_back(entry);
-        self.unsent += 1;
-        self.send_unsent().await;
+            other => tracing::debug!(feed = %state.key, event = other.name(), "upstream"),
+        }
     }
 
     /// Stops taking events: the run ends once what is in flight is
     /// acknowledged and the points are stored.
     fn halt(&mut self, halt: Halt) {
         tracing::error!(%halt, "stopping");
-        self.stats.halted = Some(halt);
+        self.pipeline.halt(halt);
     }
 
     /// An event line (`gap`, `resumed`) to `<prefix>.<name>`, its id from
     /// the session and `seq`.
-    fn event_entry(&self, feed: usize, event: &Event, name: &str, seq: u64, kind: Kind) -> Entry {
+    fn event_line(&self, feed: usize, event: &Event, name: &str, seq: u64) -> Outgoing {
         let state = &self.states[feed];
-        Entry {
-            feed,
-            outgoing: Some(Outgoing {
-                subject: Subject::from(format!("{}.{name}", self.relay.config.subject_prefix)),
-                id: state
-                    .session
-                    .as_ref()
-                    .map(|session| event_id(&session.name, name, seq)),
-                feed: Some(state.key.clone()),
-                payload: Bytes::from(lines::event_line(event)),
-            }),
-            ack: Ack::Unsent,
-            point: None,
-            kind,
+        Outgoing {
+            subject: Subject::from(format!("{}.{name}", self.relay.config.subject_prefix)),
+            id: state
+                .session
+                .as_ref()
+                .map(|session| event_id(&session.name, name, seq)),
+            feed: Some(state.key.clone()),
+            payload: Bytes::from(lines::event_line(event)),
         }
     }
 
-    /// Starts writing a feed's unstored resume point, if none is being
-    /// written: a new session's at once, others once `point_interval`
-    /// passed since the last write (or at once when `now`).
-    fn start_store(&mut self, now: bool) {
-        if self.store.is_some() {
-            return;
-        }
-        let due = now || tokio::time::Instant::now() >= self.next_store;
-        let Some((feed, state)) = self
-            .states
-            .iter_mut()
-            .enumerate()
-            .find(|(_, s)| s.dirty && (due || s.urgent))
-        else {
-            return;
-        };
-        self.next_store = tokio::time::Instant::now() + self.relay.config.point_interval;
-        state.urgent = false;
-        let Some((session, seq)) = &state.acked else {
-            state.dirty = false;
-            return;
-        };
+    /// Writes a feed's resume point to the bucket; resolves to whether it
+    /// was stored.
+    fn store_point(&self, feed: usize, (session, last_seq): Point) -> BoxFuture<'static, bool> {
         let point = ResumePoint {
             session: session.token.clone(),
-            last_seq: *seq,
+            last_seq,
         };
-        let seq = *seq;
-        state.dirty = false;
-        let value = match serde_json::to_vec(&point) {
-            Ok(json) => Bytes::from(json),
-            Err(_) => return,
-        };
+        let value = serde_json::to_vec(&point).map(Bytes::from);
         let points = self.relay.points.clone();
-        let key = state.key.clone();
-        self.store = Some(Box::pin(async move {
-            let result = points
-                .put(key, value)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string());
-            (feed, seq, result)
-        }));
-    }
-
-    async fn on_stored(&mut self, feed: usize, seq: u64, result: Result<(), String>) {
-        self.store = None;
-        match result {
-            Ok(()) => self.stats.points_stored += 1,
-            Err(error) => {
-                let state = &mut self.states[feed];
-                tracing::warn!(feed = %state.key, seq, %error, "cannot store the resume point; trying again");
-                state.dirty = true;
-                tokio::time::sleep(self.retry_delay).await;
-                self.retry_delay = (self.retry_delay * 2).min(self.relay.config.max_retry_delay);
+        let key = self.states[feed].key.clone();
+        Box::pin(async move {
+            let Ok(value) = value else { return false };
+            match points.put(&key, value).await {
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(feed = %key, seq = last_seq, %error, "cannot store the resume point");
+                    false
+                }
             }
-        }
+        })
     }
 }
 

@@ -222,6 +222,7 @@ async fn a_broker_restart_mid_stream_loses_and_repeats_nothing() {
     // can be out of place.
     let displaced = stored.assert_exactly_once();
     assert!(displaced <= relay.config().max_in_flight, "{displaced}");
+    eprintln!("broker restart: the most displaced message moved {displaced} places; {stats:?}");
     assert!(stored.data >= 1200, "{stored:?}");
     // Every data message is acknowledged once at the end: as new, or as a
     // duplicate of what an attempt before the failure had stored.
