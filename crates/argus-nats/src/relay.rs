@@ -8,7 +8,7 @@ use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argus_client::argus_core::{
     DataType, Event, GiveUpReason, ResumePoint, ServerError, SessionToken,
@@ -20,9 +20,9 @@ use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SelectAll};
+use futures_util::{FutureExt, StreamExt};
 
 use crate::config::{RelayConfig, UpstreamPlan};
 use crate::names::{SessionName, data_id, data_subject, event_id, seq_of, subject};
@@ -347,7 +347,7 @@ impl Relay {
             max_retry_delay: self.config.max_retry_delay,
             point_interval: self.config.point_interval,
         };
-        let mut pipeline = Pipeline::new(config, feeds.len(), std::time::Instant::now());
+        let mut pipeline = Pipeline::new(config, feeds.len(), Instant::now());
         let mut states: Vec<FeedState> = Vec::with_capacity(feeds.len());
         let mut merged = SelectAll::new();
         for (i, feed) in feeds.into_iter().enumerate() {
@@ -378,6 +378,10 @@ impl Relay {
 }
 
 const RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// At most this many events are taken in one turn before what they made is
+/// sent (when they are already in: the relay never waits to fill a batch).
+const EVENT_BATCH: usize = 32;
 
 /// How often a relay whose sends wait for the NATS connection looks at it.
 const LINK_POLL: Duration = Duration::from_millis(10);
@@ -411,21 +415,25 @@ impl Run<'_> {
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
         let client = self.relay.js.client();
+        // One timer for the pipeline's deadlines, moved only when they move.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        let mut timer = std::pin::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let mut now = Instant::now();
         loop {
-            let now = tokio::time::Instant::now();
             // The client gives no notice of its connection: looked at each turn.
             self.pipeline.on_link(
                 client.statistics().connects.load(Ordering::Relaxed),
                 client.connection_state() == async_nats::connection::State::Connected,
             );
-            self.pipeline.handle_timeout(now.into_std());
+            self.pipeline.handle_timeout(now);
             if self.pipeline.take_resend() {
                 self.acks = FuturesOrdered::new();
                 self.acked_ids.clear();
             }
             self.send().await;
             if self.store.is_none()
-                && let Some((feed, point)) = self.pipeline.poll_store(now.into_std())
+                && let Some((feed, point)) = self.pipeline.poll_store(now)
             {
                 self.store = Some(self.store_point(feed, point));
             }
@@ -433,38 +441,76 @@ impl Run<'_> {
                 return;
             }
             let wake = self.pipeline.poll_timeout();
+            if wake != armed {
+                if let Some(at) = wake {
+                    timer.as_mut().reset(at.into());
+                }
+                armed = wake;
+            }
             let room = self.pipeline.has_room();
             let closing = self.pipeline.is_closing();
             tokio::select! {
                 biased;
                 Some(acked) = self.acks.next() => {
-                    let id = self.acked_ids.pop_front().expect("one id an answer");
-                    let answer = match acked {
-                        Ok(ack) if ack.duplicate => Ok(Published::Duplicate),
-                        Ok(_) => Ok(Published::Stored),
-                        Err(error) => {
-                            tracing::debug!(%error, "a publish failed");
-                            Err(NotPublished)
-                        }
-                    };
-                    self.pipeline.on_ack(id, answer, std::time::Instant::now());
+                    now = Instant::now();
+                    self.on_acked(acked, now);
+                    // Every answer already in, before the next turn.
+                    while let Some(Some(acked)) = self.acks.next().now_or_never() {
+                        self.on_acked(acked, now);
+                    }
                 }
                 ok = poll_fn(|cx| match self.store.as_mut() {
                     Some(fut) => fut.as_mut().poll(cx),
                     None => Poll::Pending,
                 }) => {
+                    now = Instant::now();
                     self.store = None;
-                    self.pipeline.on_stored(ok, std::time::Instant::now());
+                    self.pipeline.on_stored(ok, now);
                 }
-                next = merged.next(), if room => match next {
-                    Some((feed, event)) => self.on_event(feed, event),
-                    None => self.pipeline.close(),
-                },
-                () = &mut shutdown, if !closing => self.pipeline.close(),
-                () = tokio::time::sleep_until(wake.map_or(now, tokio::time::Instant::from_std)), if wake.is_some() => {}
-                () = tokio::time::sleep(LINK_POLL), if self.pipeline.is_held() => {}
+                next = merged.next(), if room => {
+                    now = Instant::now();
+                    match next {
+                        Some((feed, event)) => self.on_event(feed, event),
+                        None => self.pipeline.close(),
+                    }
+                    // The events already in, while there is room, up to a
+                    // batch: then they go out.
+                    for _ in 1..EVENT_BATCH {
+                        if !self.pipeline.has_room() {
+                            break;
+                        }
+                        match merged.next().now_or_never() {
+                            Some(Some((feed, event))) => self.on_event(feed, event),
+                            Some(None) => self.pipeline.close(),
+                            None => break,
+                        }
+                    }
+                }
+                () = &mut shutdown, if !closing => {
+                    now = Instant::now();
+                    self.pipeline.close();
+                }
+                () = &mut timer, if armed.is_some() => {
+                    now = Instant::now();
+                    armed = None;
+                }
+                () = tokio::time::sleep(LINK_POLL), if self.pipeline.is_held() => now = Instant::now(),
             }
         }
+    }
+
+    /// JetStream's answer, to the pipeline.
+    fn on_acked(&mut self, acked: Acked, now: Instant) {
+        let id = self.acked_ids.pop_front().expect("one id an answer");
+        let answer = match acked {
+            Ok(ack) if ack.duplicate => Ok(Published::Duplicate),
+            Ok(_) => Ok(Published::Stored),
+            Err(error) => {
+                tracing::debug!(%error, "a publish failed");
+                Err(NotPublished)
+            }
+        };
+        self.pipeline.on_ack(id, answer, now);
     }
 
     /// Sends what the pipeline gives, in order. A failed send is the
@@ -481,7 +527,7 @@ impl Run<'_> {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "a publish could not be sent");
-                    self.pipeline.on_send_failed(id, std::time::Instant::now());
+                    self.pipeline.on_send_failed(id, Instant::now());
                     return;
                 }
             }
