@@ -21,7 +21,7 @@ use async_nats::jetstream::{self, kv, stream};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesOrdered, SelectAll};
+use futures_util::stream::SelectAll;
 use futures_util::{FutureExt, StreamExt};
 
 use crate::config::{RelayConfig, UpstreamPlan};
@@ -368,8 +368,7 @@ impl Relay {
             relay: self,
             states,
             pipeline,
-            acks: FuturesOrdered::new(),
-            acked_ids: VecDeque::new(),
+            acks: VecDeque::with_capacity(self.config.max_in_flight),
             store: None,
         };
         run.go(merged, shutdown).await;
@@ -398,9 +397,10 @@ struct Run<'a> {
     relay: &'a Relay,
     states: Vec<FeedState>,
     pipeline: Pipeline<Outgoing, Point>,
-    /// The answers awaited, in send order, and the entries they are for.
-    acks: FuturesOrdered<BoxFuture<'static, Acked>>,
-    acked_ids: VecDeque<EntryId>,
+    /// The answers awaited, in send order, with the entries they are for.
+    /// Only the oldest is polled (and wakes the relay): the ones behind it
+    /// are mostly in by the time it is, and are taken without a wake-up.
+    acks: VecDeque<(EntryId, BoxFuture<'static, Acked>)>,
     /// The one resume-point write in flight.
     store: Option<BoxFuture<'static, bool>>,
 }
@@ -428,8 +428,7 @@ impl Run<'_> {
             );
             self.pipeline.handle_timeout(now);
             if self.pipeline.take_resend() {
-                self.acks = FuturesOrdered::new();
-                self.acked_ids.clear();
+                self.acks.clear();
             }
             self.send().await;
             if self.store.is_none()
@@ -451,11 +450,18 @@ impl Run<'_> {
             let closing = self.pipeline.is_closing();
             tokio::select! {
                 biased;
-                Some(acked) = self.acks.next() => {
+                acked = poll_fn(|cx| match self.acks.front_mut() {
+                    Some((_, fut)) => fut.as_mut().poll(cx),
+                    None => Poll::Pending,
+                }) => {
                     now = Instant::now();
                     self.on_acked(acked, now);
                     // Every answer already in, before the next turn.
-                    while let Some(Some(acked)) = self.acks.next().now_or_never() {
+                    while let Some(acked) = self
+                        .acks
+                        .front_mut()
+                        .and_then(|(_, fut)| fut.as_mut().now_or_never())
+                    {
                         self.on_acked(acked, now);
                     }
                 }
@@ -501,7 +507,7 @@ impl Run<'_> {
 
     /// JetStream's answer, to the pipeline.
     fn on_acked(&mut self, acked: Acked, now: Instant) {
-        let id = self.acked_ids.pop_front().expect("one id an answer");
+        let (id, _) = self.acks.pop_front().expect("the answer of the oldest");
         let answer = match acked {
             Ok(ack) if ack.duplicate => Ok(Published::Duplicate),
             Ok(_) => Ok(Published::Stored),
@@ -522,8 +528,7 @@ impl Run<'_> {
                 Ok(ack) => {
                     self.pipeline.on_sent(id);
                     // `into_future` boxes already.
-                    self.acks.push_back(ack.into_future());
-                    self.acked_ids.push_back(id);
+                    self.acks.push_back((id, ack.into_future()));
                 }
                 Err(error) => {
                     tracing::debug!(%error, "a publish could not be sent");
