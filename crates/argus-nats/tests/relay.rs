@@ -1,6 +1,7 @@
 //! The relay against a real `nats-server -js` and the reference server:
 //! everything upstream reaches the stream exactly once, in order, across a
-//! broker restart and a relay restart.
+//! broker restart and a relay restart, and a broker that never answers
+//! holds the relay to its window.
 
 use std::collections::BTreeMap;
 
@@ -231,4 +232,115 @@ async fn a_broker_restart_mid_stream_loses_and_repeats_nothing() {
         stored.data as u64,
         "{stats:?}"
     );
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// The attack on `max_in_flight`: a broker that takes publishes and never
+/// answers. The relay takes at most `max_in_flight` more events after the
+/// answers stop, its client's event queue fills, and the client stops
+/// reading its socket; without the relay's window, async-nats would take
+/// thousands of publishes first (and keep every one until answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_never_answers_holds_the_relay_to_max_in_flight() {
+    const MAX_IN_FLIGHT: usize = 8;
+    let nats = NatsServer::start();
+    let server = start_server(argus_server::ServerConfig {
+        firehose: Some(argus_server::FirehoseConfig {
+            rate: Some(20_000),
+            total: None,
+        }),
+        stall_timeout: std::time::Duration::from_secs(120),
+        ..argus_server::ServerConfig::ephemeral()
+    })
+    .await;
+    let js = jetstream(&nats.url()).await;
+    let config = RelayConfig {
+        max_in_flight: MAX_IN_FLIGHT,
+        // No retry during the test: the window stays full.
+        ack_timeout: std::time::Duration::from_secs(60),
+        ..RelayConfig::default()
+    };
+    let relay = Relay::open(js.clone(), config).await.unwrap();
+    let plan = plan_upstream(&strings(&["AAPL"]), &strings(&["price"]), Shard::ALL, 1).unwrap();
+    // The default heartbeat (30 s): a client held back by the relay does not
+    // read its pongs either, and must not give up on the server meanwhile.
+    let upstream = start_upstream::<Tokio>(
+        &relay,
+        &argus_tokio::ConnectionConfig::new(server.url()),
+        &plan,
+        &[DataType::Price],
+    )
+    .await
+    .expect("the upstream starts");
+    let client = upstream.manager.get(&plan[0].key).unwrap();
+    let read = || async { client.stats().await.connection.data_messages };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn({
+        let relay = relay.clone();
+        async move {
+            relay
+                .run(upstream.feeds, async {
+                    stopped.await.ok();
+                })
+                .await
+        }
+    });
+    let stream = js.get_stream("ARGUS").await.unwrap();
+    within("the first messages in the stream", async {
+        while stream.clone().get_info().await.unwrap().state.messages < 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
+    signal(nats.pid(), "-STOP");
+    let at_stop = read().await;
+    // The client's count stops moving (a counter with no event to wait
+    // for: looked at every 50 ms, until two looks agree).
+    let held = within("the client to stop reading", async {
+        let mut last = at_stop;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = read().await;
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    })
+    .await;
+    signal(nats.pid(), "-CONT");
+    let taken = held - at_stop;
+    eprintln!("after the broker stopped answering the client read {taken} more messages");
+    // What was in flight at the stop (≤ MAX_IN_FLIGHT, some answered on the
+    // way), MAX_IN_FLIGHT more, the client's event queue and what one read
+    // decodes. Without the window: 5,985 in one run (async-nats's own bound).
+    let bound = (2 * MAX_IN_FLIGHT + argus_tokio::DEFAULT_EVENT_CAPACITY + 512) as u64;
+    assert!(
+        taken <= bound,
+        "{taken} messages read with no answer, over {bound}"
+    );
+
+    // Answered again, the relay goes on, and the stream is one history.
+    let resumed_from = read().await;
+    within("the client to read again", async {
+        while read().await < resumed_from + 1_000 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    stop.send(()).unwrap();
+    let stats = within("the relay to finish", run).await.unwrap();
+    upstream.manager.close_all().await;
+    let stored = Stored::read(&js, "ARGUS").await;
+    stored.assert_exactly_once_in_order();
+    assert_eq!(stats.retries, 0, "{stats:?}");
 }
