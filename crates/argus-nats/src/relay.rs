@@ -370,6 +370,7 @@ impl Relay {
             pipeline,
             acks: VecDeque::with_capacity(self.config.max_in_flight),
             store: None,
+            client: self.js.client(),
         };
         run.go(merged, shutdown).await;
         run.pipeline.stats().clone()
@@ -403,6 +404,8 @@ struct Run<'a> {
     acks: VecDeque<(EntryId, BoxFuture<'static, Acked>)>,
     /// The one resume-point write in flight.
     store: Option<BoxFuture<'static, bool>>,
+    /// The NATS client, to see its connection.
+    client: async_nats::Client,
 }
 
 impl Run<'_> {
@@ -414,22 +417,14 @@ impl Run<'_> {
         shutdown: impl Future<Output = ()>,
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let client = self.relay.js.client();
         // One timer for the pipeline's deadlines, moved only when they move.
         let timer = tokio::time::sleep(Duration::ZERO);
         let mut timer = std::pin::pin!(timer);
         let mut armed: Option<Instant> = None;
         let mut now = Instant::now();
         loop {
-            // The client gives no notice of its connection: looked at each turn.
-            self.pipeline.on_link(
-                client.statistics().connects.load(Ordering::Relaxed),
-                client.connection_state() == async_nats::connection::State::Connected,
-            );
             self.pipeline.handle_timeout(now);
-            if self.pipeline.take_resend() {
-                self.acks.clear();
-            }
+            // The client gives no notice of its connection: `send` looks.
             self.send().await;
             if self.store.is_none()
                 && let Some((feed, point)) = self.pipeline.poll_store(now)
@@ -523,7 +518,21 @@ impl Run<'_> {
     /// pipeline's to retry; nothing more goes until then.
     async fn send(&mut self) {
         let js = &self.relay.js;
-        while let Some((id, out)) = self.pipeline.poll_send() {
+        loop {
+            // The link is looked at before every send, not once a turn: a
+            // publish handed to the client while its connection is down
+            // waits in its queue and goes out first on the next connection,
+            // ahead of what the broken one lost.
+            self.pipeline.on_link(
+                self.client.statistics().connects.load(Ordering::Relaxed),
+                self.client.connection_state() == async_nats::connection::State::Connected,
+            );
+            if self.pipeline.take_resend() {
+                self.acks.clear();
+            }
+            let Some((id, out)) = self.pipeline.poll_send() else {
+                return;
+            };
             match send(js, out).await {
                 Ok(ack) => {
                     self.pipeline.on_sent(id);
