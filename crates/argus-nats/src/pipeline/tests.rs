@@ -18,6 +18,15 @@ fn config(max_in_flight: usize) -> PipelineConfig {
     }
 }
 
+/// A pipeline of `feeds` feeds with a window of 8, its link up, and its
+/// start.
+fn linked(feeds: usize) -> (Instant, Pipeline<u64, u64>) {
+    let t0 = Instant::now();
+    let mut p = Pipeline::new(config(8), feeds, t0);
+    p.on_link(1, true);
+    (t0, p)
+}
+
 /// Sends everything the pipeline gives; returns the ids sent.
 fn send_all(p: &mut Pipeline<u64, u64>) -> Vec<EntryId> {
     let mut sent = Vec::new();
@@ -50,9 +59,7 @@ fn the_window_bounds_what_waits_and_an_answer_frees_a_place() {
 
 #[test]
 fn a_failure_holds_sends_until_the_retry_then_everything_unanswered_goes_again_in_order() {
-    let t0 = Instant::now();
-    let mut p = Pipeline::new(config(8), 1, t0);
-    p.on_link(1, true);
+    let (t0, mut p) = linked(1);
     for n in 0..4 {
         p.push(0, Some(n), None, Kind::Data);
     }
@@ -87,9 +94,7 @@ fn a_failure_holds_sends_until_the_retry_then_everything_unanswered_goes_again_i
 
 #[test]
 fn a_stale_answer_after_a_resend_is_ignored() {
-    let t0 = Instant::now();
-    let mut p = Pipeline::new(config(8), 1, t0);
-    p.on_link(1, true);
+    let (t0, mut p) = linked(1);
     p.push(0, Some(0), None, Kind::Data);
     send_all(&mut p);
     p.on_link(2, true);
@@ -105,9 +110,7 @@ fn a_stale_answer_after_a_resend_is_ignored() {
 
 #[test]
 fn while_the_link_is_down_nothing_is_sent_and_a_reconnection_sends_everything_again() {
-    let t0 = Instant::now();
-    let mut p = Pipeline::new(config(8), 1, t0);
-    p.on_link(1, true);
+    let (t0, mut p) = linked(1);
     p.push(0, Some(0), None, Kind::Data);
     p.push(0, Some(1), None, Kind::Data);
     send_all(&mut p);
@@ -131,9 +134,7 @@ fn while_the_link_is_down_nothing_is_sent_and_a_reconnection_sends_everything_ag
 
 #[test]
 fn a_new_sessions_point_is_stored_at_once_others_every_interval_the_last_at_close() {
-    let t0 = Instant::now();
-    let mut p = Pipeline::new(config(8), 2, t0);
-    p.on_link(1, true);
+    let (t0, mut p) = linked(2);
     // The first routine store may go at once; the interval starts there.
     p.push(0, Some(1), Some(1), Kind::Data);
     send_all(&mut p);
@@ -185,9 +186,7 @@ fn a_resumed_feeds_known_point_is_not_stored_again_until_it_moves() {
 
 #[test]
 fn a_halt_closes_after_what_came_before() {
-    let t0 = Instant::now();
-    let mut p = Pipeline::new(config(8), 1, t0);
-    p.on_link(1, true);
+    let (t0, mut p) = linked(1);
     p.push(0, Some(0), None, Kind::Gap);
     send_all(&mut p);
     p.halt(Halt::GaveUp {
