@@ -120,7 +120,7 @@ fn relay_child(args: &[String]) {
     let count: u64 = args[2].parse().expect("count");
     runtime().block_on(async {
         let js = jetstream(nats).await;
-        let relay = Relay::open(js.clone(), config())
+        let relay = Relay::connect(nats.as_str(), async_nats::ConnectOptions::new(), config())
             .await
             .expect("the relay opens");
         let symbols: Vec<String> = SYMBOLS.iter().map(|s| (*s).to_owned()).collect();

@@ -18,20 +18,23 @@ use crate::tail::{Output, until, until_either};
 async fn jetstream(url: &str) -> Result<async_nats::jetstream::Context, Exit> {
     match async_nats::connect(url).await {
         Ok(client) => Ok(async_nats::jetstream::new(client)),
-        Err(e) => {
-            // A NATS URL may carry a user and password: never printed, in
-            // the URL or in what the client says about it.
-            let mut error = e.to_string();
-            if let Some(credentials) = credentials(url) {
-                error = error.replace(credentials, "***");
-            }
-            report(format!(
-                "cannot connect to NATS at {}: {error}",
-                redact_url(url)
-            ));
-            Err(Exit::Failure)
-        }
+        Err(e) => Err(nats_unreachable(url, &e)),
     }
+}
+
+/// Reports that NATS at `url` cannot be reached. A NATS URL may carry a
+/// user and password: never printed, in the URL or in what the client
+/// says about it.
+fn nats_unreachable(url: &str, e: &async_nats::ConnectError) -> Exit {
+    let mut error = e.to_string();
+    if let Some(credentials) = credentials(url) {
+        error = error.replace(credentials, "***");
+    }
+    report(format!(
+        "cannot connect to NATS at {}: {error}",
+        redact_url(url)
+    ));
+    Exit::Failure
 }
 
 /// The `user:password` (or token) part of a URL, if it has one.
@@ -87,12 +90,15 @@ pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
         return Exit::Usage;
     }
     let deadline = args.duration.map(|d| Instant::now() + d);
-    let js = match jetstream(&args.nats).await {
-        Ok(js) => js,
-        Err(exit) => return exit,
-    };
-    let relay = match Relay::open(js, relay_config).await {
+    let relay = match Relay::connect(
+        args.nats.as_str(),
+        async_nats::ConnectOptions::new(),
+        relay_config,
+    )
+    .await
+    {
         Ok(relay) => relay,
+        Err(argus_nats::RelayError::Connect(e)) => return nats_unreachable(&args.nats, &e),
         Err(e) => {
             report(&e);
             return Exit::Failure;

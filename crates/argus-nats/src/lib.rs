@@ -34,8 +34,12 @@
 //! use argus_tokio::{ConnectionConfig, DataType, Tokio};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
-//! let relay = Relay::open(async_nats::jetstream::new(nats), RelayConfig::default()).await?;
+//! let relay = Relay::connect(
+//!     "nats://127.0.0.1:4222",
+//!     async_nats::ConnectOptions::new(),
+//!     RelayConfig::default(),
+//! )
+//! .await?;
 //! let symbols = vec!["AAPL".to_owned(), "MSFT".to_owned()];
 //! let plan = plan_upstream(&symbols, &["price".to_owned()], Shard::ALL, 1000)?;
 //! let upstream = start_upstream::<Tokio>(

@@ -163,7 +163,7 @@ pub struct Pipeline<M, P> {
     resend: bool,
     /// The link is down: sends wait for it.
     held: bool,
-    /// The link's connection count when what is in flight was sent.
+    /// The link's generation when what is in flight was sent.
     epoch: Option<u64>,
     /// The feed whose point is being stored, and whether it was urgent.
     storing: Option<(usize, bool)>,
@@ -271,25 +271,25 @@ impl<M, P: Clone> Pipeline<M, P> {
         self.settle();
     }
 
-    /// The link's state: its connection count (one more at each
-    /// reconnection) and whether it is up. After a reconnection what was in
+    /// The link's state: its generation (one more at each new connection)
+    /// and whether it is up. After a reconnection what was in
     /// flight may have been lost with the old connection, so everything
     /// unanswered goes again at once, in order (the bus drops what it
     /// already stored by its id); while the link is down nothing is sent,
     /// or it would wait in the client's buffer and go out on the next
     /// connection before what the broken one lost.
-    pub fn on_link(&mut self, connects: u64, up: bool) {
-        if self.epoch.is_some_and(|e| e != connects)
+    pub fn on_link(&mut self, generation: u64, up: bool) {
+        if self.epoch.is_some_and(|e| e != generation)
             && self.entries.iter().any(|e| e.status == Status::Sent)
         {
             self.stats.retries += 1;
             tracing::warn!(
                 in_flight = self.entries.len(),
-                "NATS reconnected: sending what was not acknowledged again, in order"
+                "a new NATS connection: sending what was not acknowledged again, in order"
             );
             self.mark_all_unsent();
         }
-        self.epoch = Some(connects);
+        self.epoch = Some(generation);
         self.held = !up;
     }
 

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -40,6 +39,9 @@ pub enum RelayError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] crate::ConfigError),
+    /// NATS could not be reached (or refused the credentials).
+    #[error("cannot connect to NATS: {0}")]
+    Connect(#[source] async_nats::ConnectError),
     /// The stream could not be found or created.
     #[error("stream `{stream}`: {source}")]
     Stream {
@@ -166,13 +168,25 @@ impl fmt::Display for Halt {
     }
 }
 
-/// The relay. Cheap to share: it holds the JetStream context and the
-/// resume-point bucket.
+/// The relay. Cheap to share: it holds its NATS connection (the JetStream
+/// context and the resume-point bucket) and how to make another.
 #[derive(Clone)]
 pub struct Relay {
+    /// The NATS server's URL: it may carry credentials, so it is never
+    /// printed.
+    url: String,
+    options: async_nats::ConnectOptions,
+    link: Link,
+    config: RelayConfig,
+}
+
+/// One NATS connection of the relay's, with its JetStream context and the
+/// resume-point bucket. It does not reconnect by itself: a broken one is
+/// replaced by a new one (see [`Relay::connect`]).
+#[derive(Clone)]
+struct Link {
     js: jetstream::Context,
     points: kv::Store,
-    config: RelayConfig,
 }
 
 impl fmt::Debug for Relay {
@@ -218,12 +232,22 @@ struct FeedState {
     seen: u64,
 }
 
-impl Relay {
-    /// Checks `config`, and finds or creates the stream (subjects
-    /// `<prefix>.>`, file storage, the de-duplication window) and the
-    /// resume-point bucket (file storage, one value a key).
-    pub async fn open(mut js: jetstream::Context, config: RelayConfig) -> Result<Self, RelayError> {
-        config.validate()?;
+impl Link {
+    /// Connects (async-nats's own reconnection off: at most one connection
+    /// attempt, the first) and finds or creates the stream and the
+    /// resume-point bucket.
+    async fn open(
+        url: &str,
+        options: &async_nats::ConnectOptions,
+        config: &RelayConfig,
+    ) -> Result<Self, RelayError> {
+        let client = options
+            .clone()
+            .max_reconnects(1)
+            .connect(url)
+            .await
+            .map_err(RelayError::Connect)?;
+        let mut js = jetstream::new(client);
         js.set_timeout(config.ack_timeout);
         js.get_or_create_stream(stream::Config {
             name: config.stream.clone(),
@@ -264,7 +288,69 @@ impl Relay {
             .get_key_value(&config.bucket)
             .await
             .map_err(|e| bucket_error(e.into()))?;
-        Ok(Self { js, points, config })
+        Ok(Self { js, points })
+    }
+
+    /// Whether its connection is up. Once down it stays down.
+    fn is_up(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+impl Relay {
+    /// Checks `config`, connects to the NATS server at `url` with `options`
+    /// (credentials, TLS, a name: `ConnectOptions::new()` for none), and
+    /// finds or creates the stream (subjects `<prefix>.>`, file storage,
+    /// the de-duplication window) and the resume-point bucket (file
+    /// storage, one value a key).
+    ///
+    /// The relay's connections do not reconnect by themselves: when one
+    /// breaks, the relay makes a new one (backing off up to
+    /// `max_retry_delay`) and sends everything unacknowledged again, in
+    /// order. A client that reconnected by itself would first write the
+    /// publishes queued while it was down, ahead of those the broken
+    /// connection lost, and the stream would hold them out of order.
+    pub async fn connect(
+        url: impl Into<String>,
+        options: async_nats::ConnectOptions,
+        config: RelayConfig,
+    ) -> Result<Self, RelayError> {
+        config.validate()?;
+        let url = url.into();
+        let link = Link::open(&url, &options, &config).await?;
+        Ok(Self {
+            url,
+            options,
+            link,
+            config,
+        })
+    }
+
+    /// A new connection, tried until one is made; the delay between tries
+    /// grows to `max_retry_delay`.
+    fn reconnect(&self) -> BoxFuture<'static, Link> {
+        let (url, options, config) = (self.url.clone(), self.options.clone(), self.config.clone());
+        Box::pin(async move {
+            let mut delay = RETRY_FIRST;
+            loop {
+                match Link::open(&url, &options, &config).await {
+                    Ok(link) => {
+                        tracing::info!("NATS: connected again");
+                        return link;
+                    }
+                    Err(error) => {
+                        // The kind only: the error may quote the URL.
+                        let kind = match &error {
+                            RelayError::Connect(e) => e.kind().to_string(),
+                            _ => "the stream or the bucket".to_owned(),
+                        };
+                        tracing::warn!(error = %kind, ?delay, "NATS: cannot connect again; trying again");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(config.max_retry_delay);
+                    }
+                }
+            }
+        })
     }
 
     /// The settings.
@@ -292,7 +378,7 @@ impl Relay {
             key: key.clone(),
             message,
         };
-        let mut point: ResumePoint = match self.points.get(key).await {
+        let mut point: ResumePoint = match self.link.points.get(key).await {
             Ok(None) => return Ok(None),
             Ok(Some(bytes)) => serde_json::from_slice(&bytes)
                 .map_err(|e| bad(format!("not a resume point ({:?} error)", e.classify())))?,
@@ -300,6 +386,7 @@ impl Relay {
         };
         let name = SessionName::of(&point.session);
         let stream = self
+            .link
             .js
             .get_stream(&self.config.stream)
             .await
@@ -370,7 +457,9 @@ impl Relay {
             pipeline,
             acks: VecDeque::with_capacity(self.config.max_in_flight),
             store: None,
-            client: self.js.client(),
+            link: self.link.clone(),
+            generation: 0,
+            reconnecting: None,
         };
         run.go(merged, shutdown).await;
         run.pipeline.stats().clone()
@@ -382,9 +471,6 @@ const RETRY_FIRST: Duration = Duration::from_millis(50);
 /// At most this many events are taken in one turn before what they made is
 /// sent (when they are already in: the relay never waits to fill a batch).
 const EVENT_BATCH: usize = 32;
-
-/// How often a relay whose sends wait for the NATS connection looks at it.
-const LINK_POLL: Duration = Duration::from_millis(10);
 
 /// A point: the session and the seq up to which everything is published.
 type Point = (Arc<Session>, u64);
@@ -404,8 +490,11 @@ struct Run<'a> {
     acks: VecDeque<(EntryId, BoxFuture<'static, Acked>)>,
     /// The one resume-point write in flight.
     store: Option<BoxFuture<'static, bool>>,
-    /// The NATS client, to see its connection.
-    client: async_nats::Client,
+    /// The NATS connection in use, and how many replaced it before.
+    link: Link,
+    generation: u64,
+    /// The new connection being made, once the one in use broke.
+    reconnecting: Option<BoxFuture<'static, Link>>,
 }
 
 impl Run<'_> {
@@ -495,7 +584,15 @@ impl Run<'_> {
                     now = Instant::now();
                     armed = None;
                 }
-                () = tokio::time::sleep(LINK_POLL), if self.pipeline.is_held() => now = Instant::now(),
+                link = poll_fn(|cx| match self.reconnecting.as_mut() {
+                    Some(fut) => fut.as_mut().poll(cx),
+                    None => Poll::Pending,
+                }) => {
+                    now = Instant::now();
+                    self.reconnecting = None;
+                    self.link = link;
+                    self.generation += 1;
+                }
             }
         }
     }
@@ -517,23 +614,26 @@ impl Run<'_> {
     /// Sends what the pipeline gives, in order. A failed send is the
     /// pipeline's to retry; nothing more goes until then.
     async fn send(&mut self) {
-        let js = &self.relay.js;
         loop {
             // The link is looked at before every send, not once a turn: a
-            // publish handed to the client while its connection is down
-            // waits in its queue and goes out first on the next connection,
-            // ahead of what the broken one lost.
-            self.pipeline.on_link(
-                self.client.statistics().connects.load(Ordering::Relaxed),
-                self.client.connection_state() == async_nats::connection::State::Connected,
-            );
+            // publish handed to a broken connection is lost with it (and
+            // sent again on the next, in order), never queued for later.
+            let up = self.link.is_up();
+            if !up && self.reconnecting.is_none() {
+                tracing::warn!(
+                    in_flight = self.pipeline.in_flight(),
+                    "NATS: the connection broke; connecting again"
+                );
+                self.reconnecting = Some(self.relay.reconnect());
+            }
+            self.pipeline.on_link(self.generation, up);
             if self.pipeline.take_resend() {
                 self.acks.clear();
             }
             let Some((id, out)) = self.pipeline.poll_send() else {
                 return;
             };
-            match send(js, out).await {
+            match send(&self.link.js, out).await {
                 Ok(ack) => {
                     self.pipeline.on_sent(id);
                     // `into_future` boxes already.
@@ -636,7 +736,7 @@ impl Run<'_> {
             last_seq,
         };
         let value = serde_json::to_vec(&point).map(Bytes::from);
-        let points = self.relay.points.clone();
+        let points = self.link.points.clone();
         let key = self.states[feed].key.clone();
         Box::pin(async move {
             let Ok(value) = value else { return false };
