@@ -58,7 +58,7 @@ fn config() -> RelayConfig {
     RelayConfig::default()
 }
 
-/// The stream as `Relay::open` creates it: the loop publishes into the
+/// The stream as `Relay::connect` creates it: the loop publishes into the
 /// same configuration.
 fn stream_config() -> stream::Config {
     let config = config();
