@@ -16,7 +16,6 @@
 //! run (10).
 
 use argus_examples::run_time;
-use futures_util::StreamExt;
 use serde_json::Value;
 
 fn setting(name: &str, default: &str) -> String {
@@ -40,9 +39,16 @@ async fn main() -> Result<(), async_nats::Error> {
 
     let deadline = tokio::time::sleep(run_time(10));
     tokio::pin!(deadline);
+    let mut stopping = false;
     loop {
         let message = tokio::select! {
-            () = &mut deadline => break,
+            // Past the deadline, what was already asked for is still
+            // handled (and acknowledged), so the next run starts after it.
+            () = &mut deadline, if !stopping => {
+                messages.stop();
+                stopping = true;
+                continue;
+            }
             message = messages.next() => match message {
                 Some(message) => message?,
                 None => break,

@@ -7,7 +7,6 @@ use std::io::Write;
 use argus_client::transport::redact_url;
 use argus_nats::{Halt, Relay, RelayConfig, plan_upstream, read_stream, start_upstream};
 use argus_tokio::Tokio;
-use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::args::{RelayArgs, TailArgs, UsageError};
@@ -184,9 +183,15 @@ where
     let (mut output, writer) = Output::start(out);
     let stop = until_either(stop, until(deadline));
     tokio::pin!(stop);
+    let mut stopping = false;
     let exit = loop {
         tokio::select! {
-            () = &mut stop => break Exit::Success,
+            // A durable reader still prints (and acknowledges) what it had
+            // asked for, so that its next run starts right after it.
+            () = &mut stop, if !stopping => {
+                messages.stop();
+                stopping = true;
+            }
             message = messages.next() => match message {
                 Some(Ok(message)) => {
                     output.line(String::from_utf8_lossy(&message.payload).into_owned()).await;
