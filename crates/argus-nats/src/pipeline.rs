@@ -293,8 +293,8 @@ impl<M, P: Clone> Pipeline<M, P> {
         self.held = !up;
     }
 
-    /// Whether sends wait for the link (the driver looks at it again soon:
-    /// the NATS client gives no notice).
+    /// Whether something waits to be sent until the link is up again (a
+    /// driver whose link gives no notice of coming back looks again soon).
     pub fn is_held(&self) -> bool {
         self.held && self.next_send < self.entries.len()
     }
