@@ -69,7 +69,7 @@ pub use config::{
     DEFAULT_SUBJECT_PREFIX, DEFAULT_SYMBOLS_PER_CONNECTION, RelayConfig, Shard, UpstreamPlan,
     plan_upstream,
 };
-pub use consumer::read_stream;
+pub use consumer::{StreamReader, read_stream};
 pub use names::{SessionName, data_id, data_subject, event_id, seq_of, subject, symbol_token};
 pub use relay::{FEED_HEADER, Feed, Halt, Relay, RelayError, RelayStats};
 pub use upstream::{SUBSCRIPTION_ID, Upstream, UpstreamError, start_upstream};
