@@ -185,6 +185,8 @@ pub struct Relay {
 /// replaced by a new one (see [`Relay::connect`]).
 #[derive(Clone)]
 struct Link {
+    /// Its client, kept to look at the connection (`js.client()` clones).
+    client: async_nats::Client,
     js: jetstream::Context,
     points: kv::Store,
 }
@@ -247,7 +249,7 @@ impl Link {
             .connect(url)
             .await
             .map_err(RelayError::Connect)?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(config.ack_timeout);
         js.get_or_create_stream(stream::Config {
             name: config.stream.clone(),
@@ -288,12 +290,12 @@ impl Link {
             .get_key_value(&config.bucket)
             .await
             .map_err(|e| bucket_error(e.into()))?;
-        Ok(Self { js, points })
+        Ok(Self { client, js, points })
     }
 
     /// Whether its connection is up. Once down it stays down.
     fn is_up(&self) -> bool {
-        self.js.client().connection_state() == async_nats::connection::State::Connected
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 }
 
