@@ -111,6 +111,11 @@ pub struct RelayArgs {
     /// sent again.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub ack_timeout: Duration,
+    /// At the end, how long to wait for the acknowledgements still due
+    /// (a broker that is gone does not keep the relay from exiting; what
+    /// was not acknowledged is published again by the next run).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
     /// Stop after this long, e.g. 30s or 5m (default: until Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,

@@ -66,6 +66,7 @@ pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
         bucket: args.bucket.clone(),
         max_in_flight: args.max_in_flight,
         ack_timeout: args.ack_timeout,
+        shutdown_timeout: args.shutdown_timeout,
         ..RelayConfig::default()
     };
     if let Err(e) = relay_config.validate() {
@@ -136,6 +137,7 @@ pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
         "resumes": stats.resumes,
         "retries": stats.retries,
         "points_stored": stats.points_stored,
+        "unacknowledged": stats.unacknowledged,
     });
     println!("{line}");
     match &stats.halted {
@@ -145,6 +147,14 @@ pub async fn relay(args: &RelayArgs, stop: impl Future<Output = ()>) -> Exit {
                 Halt::GaveUp { reason, .. } => Exit::from_give_up(reason),
                 _ => Exit::Usage,
             }
+        }
+        None if stats.unacknowledged > 0 => {
+            report(format!(
+                "{} publishes were not acknowledged within --shutdown-timeout; \
+                 the stored resume points precede them, so the next run publishes them again",
+                stats.unacknowledged
+            ));
+            Exit::Failure
         }
         None => Exit::Success,
     }

@@ -406,3 +406,76 @@ async fn nats_credentials_never_reach_the_output() {
     );
     assert!(!finished.stderr.contains("hunter2") && !finished.stdout.contains("hunter2"));
 }
+
+/// A broker that stops answering does not keep the relay from exiting:
+/// told to stop, it waits `--shutdown-timeout` for what is due, then
+/// exits 1, counting what was not acknowledged (the stored points precede
+/// it, so the next run publishes it again). Without the timeout it waited
+/// for the acknowledgements forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_broker_stopped_answering_exits_after_its_shutdown_timeout() {
+    let nats = NatsServer::start();
+    let server = start_server(ServerConfig {
+        firehose: Some(FirehoseConfig {
+            rate: Some(20_000),
+            total: None,
+        }),
+        stall_timeout: Duration::from_secs(120),
+        ..ServerConfig::ephemeral()
+    })
+    .await;
+    let port = server.local_addr().port();
+    let relay = relay(
+        &server,
+        &nats,
+        "AAPL,MSFT",
+        &[
+            "--max-in-flight",
+            "16",
+            "--ack-timeout",
+            "60s",
+            "--shutdown-timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let mut consumer = reader(&nats);
+    consumer.read_data(200).await;
+    consumer.kill().await;
+
+    // The broker freezes; the relay's window fills with 16 publishes that
+    // get no answer, and it stops reading upstream (the kernel's receive
+    // queue fills and stays: looked at every 50 ms, a counter with no
+    // event to wait for).
+    signal(nats.pid(), "-STOP");
+    within("the relay's window to fill", async {
+        let mut last = 0;
+        loop {
+            let backlog = upstream_backlog(port).unwrap_or(0);
+            if backlog >= STOPPED_READING_BYTES && backlog == last {
+                return;
+            }
+            last = backlog;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let stopped = std::time::Instant::now();
+    relay.interrupt();
+    let finished = relay.finish().await;
+    let waited = stopped.elapsed();
+    signal(nats.pid(), "-CONT");
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    let stats = events(&finished.lines, "relay_stats")
+        .next()
+        .expect("a relay_stats line")
+        .clone();
+    assert_eq!(stats["unacknowledged"], 16, "{stats}");
+    assert!(
+        finished.stderr.contains("--shutdown-timeout"),
+        "{}",
+        finished.stderr
+    );
+    // The timeout and the exit, with room for a loaded machine.
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+}

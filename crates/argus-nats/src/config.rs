@@ -54,6 +54,14 @@ pub struct RelayConfig {
     /// raises it to the last seq the stream holds, so a write per message
     /// would only load JetStream.
     pub point_interval: Duration,
+    /// How long a run that was told to stop (or whose feeds ended) waits
+    /// for the acknowledgements still due and the last resume points
+    /// (default 10 s). Past it the run ends anyway, with the count of what
+    /// was not acknowledged in [`RelayStats::unacknowledged`](crate::RelayStats::unacknowledged):
+    /// a broker that is gone does not keep the relay from exiting, and
+    /// nothing is lost, as the stored points precede what was not
+    /// acknowledged, so a restarted relay publishes it again.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -67,6 +75,7 @@ impl Default for RelayConfig {
             max_retry_delay: Duration::from_secs(2),
             ack_timeout: Duration::from_secs(5),
             point_interval: Duration::from_millis(100),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -115,6 +124,9 @@ impl RelayConfig {
         if self.ack_timeout.is_zero() {
             return Err(ConfigError::AckTimeout);
         }
+        if self.shutdown_timeout.is_zero() {
+            return Err(ConfigError::ShutdownTimeout);
+        }
         Ok(())
     }
 }
@@ -146,6 +158,9 @@ pub enum ConfigError {
     /// The acknowledgement timeout must be positive.
     #[error("ack_timeout: must be greater than zero")]
     AckTimeout,
+    /// The shutdown timeout must be positive.
+    #[error("shutdown_timeout: must be greater than zero")]
+    ShutdownTimeout,
     /// A shard is `i/N` with `i < N`.
     #[error("shard: `{0}` is not i/N with 0 <= i < N")]
     Shard(String),

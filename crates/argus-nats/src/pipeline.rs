@@ -55,6 +55,9 @@ pub struct PipelineConfig {
     /// A resume point is stored at most this often (a new session's at
     /// once).
     pub point_interval: Duration,
+    /// How long a closed pipeline waits for its answers and its last
+    /// points before it is done anyway.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -64,6 +67,7 @@ impl Default for PipelineConfig {
             first_retry_delay: Duration::from_millis(50),
             max_retry_delay: Duration::from_secs(2),
             point_interval: Duration::from_millis(100),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -171,7 +175,10 @@ pub struct Pipeline<M, P> {
     next_store: Instant,
     /// After a failed store: no store starts before this instant.
     store_retry_at: Option<Instant>,
-    closing: bool,
+    /// Once closed: when it is done, answered or not.
+    deadline: Option<Instant>,
+    /// The deadline passed before everything was answered and stored.
+    gave_up: bool,
     stats: RelayStats,
 }
 
@@ -197,7 +204,8 @@ impl<M, P: Clone> Pipeline<M, P> {
             storing: None,
             next_store: now,
             store_retry_at: None,
-            closing: false,
+            deadline: None,
+            gave_up: false,
             stats: RelayStats::default(),
             config,
         }
@@ -214,29 +222,33 @@ impl<M, P: Clone> Pipeline<M, P> {
         &self.stats
     }
 
-    /// Ends the run: no more events; [`is_done`](Self::is_done) once what
-    /// is in flight is acknowledged and the last points are stored.
-    pub fn close(&mut self) {
-        self.closing = true;
+    /// Ends the run at `now`: no more events; [`is_done`](Self::is_done)
+    /// once what is in flight is acknowledged and the last points are
+    /// stored, or once `shutdown_timeout` has passed (what was not
+    /// acknowledged is counted in [`RelayStats::unacknowledged`]).
+    pub fn close(&mut self, now: Instant) {
+        if self.deadline.is_none() {
+            self.deadline = Some(now + self.config.shutdown_timeout);
+        }
     }
 
     /// Ends the run because a feed cannot go on: what came before is
     /// still published.
-    pub fn halt(&mut self, halt: Halt) {
+    pub fn halt(&mut self, halt: Halt, now: Instant) {
         self.stats.halted = Some(halt);
-        self.closing = true;
+        self.close(now);
     }
 
     /// Whether the run is ending ([`close`](Self::close) or
     /// [`halt`](Self::halt)).
     pub fn is_closing(&self) -> bool {
-        self.closing
+        self.deadline.is_some()
     }
 
     /// Whether the driver may take another event: the run goes on and
     /// fewer than `max_in_flight` entries wait.
     pub fn has_room(&self) -> bool {
-        !self.closing && self.entries.len() < self.config.max_in_flight
+        self.deadline.is_none() && self.entries.len() < self.config.max_in_flight
     }
 
     /// How many entries wait for their acknowledgement (or their turn).
@@ -247,10 +259,11 @@ impl<M, P: Clone> Pipeline<M, P> {
     /// Whether the run is over: closed, everything acknowledged, every
     /// point stored.
     pub fn is_done(&self) -> bool {
-        self.closing
-            && self.entries.is_empty()
-            && self.storing.is_none()
-            && !self.feeds.iter().any(|f| f.dirty && f.acked.is_some())
+        self.deadline.is_some()
+            && (self.gave_up
+                || (self.entries.is_empty()
+                    && self.storing.is_none()
+                    && !self.feeds.iter().any(|f| f.dirty && f.acked.is_some())))
     }
 
     /// The next step of feed `feed`: a message to publish (or none), the
@@ -306,6 +319,15 @@ impl<M, P: Clone> Pipeline<M, P> {
             self.retry_at = None;
             self.mark_all_unsent();
         }
+        if self.deadline.is_some_and(|at| at <= now) && !self.is_done() {
+            let left = self.entries.iter().filter(|e| e.message.is_some()).count();
+            tracing::warn!(
+                unacknowledged = left,
+                "the run ends with publishes unacknowledged; the stored points precede them"
+            );
+            self.stats.unacknowledged = left as u64;
+            self.gave_up = true;
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) or
@@ -325,10 +347,10 @@ impl<M, P: Clone> Pipeline<M, P> {
                 })
                 .min()
         };
-        match (self.retry_at, store) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.retry_at, store, self.deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether everything in flight was marked to go again since the last
@@ -407,7 +429,7 @@ impl<M, P: Clone> Pipeline<M, P> {
             return None;
         }
         self.store_retry_at = None;
-        let due = now >= self.next_store || (self.closing && self.entries.is_empty());
+        let due = now >= self.next_store || (self.is_closing() && self.entries.is_empty());
         let (feed, state) = self
             .feeds
             .iter_mut()

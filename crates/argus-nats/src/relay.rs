@@ -127,6 +127,11 @@ pub struct RelayStats {
     pub retries: u64,
     /// Resume points written to the bucket.
     pub points_stored: u64,
+    /// Publishes still unacknowledged when the run gave up waiting for
+    /// them at its end (`shutdown_timeout`); 0 when it ended cleanly. The
+    /// stored resume points precede them: a restarted relay publishes
+    /// them again.
+    pub unacknowledged: u64,
     /// Why the run ended before its feeds or its shutdown did, if it did.
     pub halted: Option<Halt>,
 }
@@ -435,6 +440,7 @@ impl Relay {
             first_retry_delay: RETRY_FIRST,
             max_retry_delay: self.config.max_retry_delay,
             point_interval: self.config.point_interval,
+            shutdown_timeout: self.config.shutdown_timeout,
         };
         let mut pipeline = Pipeline::new(config, feeds.len(), Instant::now());
         let mut states: Vec<FeedState> = Vec::with_capacity(feeds.len());
@@ -562,8 +568,8 @@ impl Run<'_> {
                 next = merged.next(), if room => {
                     now = Instant::now();
                     match next {
-                        Some((feed, event)) => self.on_event(feed, event),
-                        None => self.pipeline.close(),
+                        Some((feed, event)) => self.on_event(feed, event, now),
+                        None => self.pipeline.close(now),
                     }
                     // The events already in, while there is room, up to a
                     // batch: then they go out.
@@ -572,15 +578,15 @@ impl Run<'_> {
                             break;
                         }
                         match merged.next().now_or_never() {
-                            Some(Some((feed, event))) => self.on_event(feed, event),
-                            Some(None) => self.pipeline.close(),
+                            Some(Some((feed, event))) => self.on_event(feed, event, now),
+                            Some(None) => self.pipeline.close(now),
                             None => break,
                         }
                     }
                 }
                 () = &mut shutdown, if !closing => {
                     now = Instant::now();
-                    self.pipeline.close();
+                    self.pipeline.close(now);
                 }
                 () = &mut timer, if armed.is_some() => {
                     now = Instant::now();
@@ -650,7 +656,7 @@ impl Run<'_> {
         }
     }
 
-    fn on_event(&mut self, feed: usize, event: Event) {
+    fn on_event(&mut self, feed: usize, event: Event, now: Instant) {
         let state = &mut self.states[feed];
         let prefix = &self.relay.config.subject_prefix;
         match event {
@@ -698,11 +704,11 @@ impl Run<'_> {
             }
             Event::GaveUp(reason) => {
                 let feed = state.key.clone();
-                self.halt(Halt::GaveUp { feed, reason });
+                self.halt(Halt::GaveUp { feed, reason }, now);
             }
             Event::SubscribeFailed { error, .. } => {
                 let feed = state.key.clone();
-                self.halt(Halt::Refused { feed, error });
+                self.halt(Halt::Refused { feed, error }, now);
             }
             other => tracing::debug!(feed = %state.key, event = other.name(), "upstream"),
         }
@@ -710,9 +716,9 @@ impl Run<'_> {
 
     /// Stops taking events: the run ends once what is in flight is
     /// acknowledged and the points are stored.
-    fn halt(&mut self, halt: Halt) {
+    fn halt(&mut self, halt: Halt, now: Instant) {
         tracing::error!(%halt, "stopping");
-        self.pipeline.halt(halt);
+        self.pipeline.halt(halt, now);
     }
 
     /// An event line (`gap`, `resumed`) to `<prefix>.<name>`, its id from

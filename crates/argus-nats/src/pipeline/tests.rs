@@ -159,7 +159,7 @@ fn a_new_sessions_point_is_stored_at_once_others_every_interval_the_last_at_clos
     p.on_stored(true, t0 + 54 * MS);
     p.push(0, Some(3), Some(3), Kind::Data);
     send_all(&mut p);
-    p.close();
+    p.close(t0 + 54 * MS);
     assert!(!p.has_room());
     assert!(!p.is_done(), "an answer is awaited");
     p.on_ack(EntryId(3), Ok(Published::Stored), t0 + 55 * MS);
@@ -179,7 +179,7 @@ fn a_resumed_feeds_known_point_is_not_stored_again_until_it_moves() {
     let t0 = Instant::now();
     let mut p: Pipeline<u64, u64> = Pipeline::new(config(8), 1, t0);
     p.set_point(0, 41);
-    p.close();
+    p.close(t0);
     assert_eq!(p.poll_store(t0), None);
     assert!(p.is_done());
 }
@@ -189,18 +189,50 @@ fn a_halt_closes_after_what_came_before() {
     let (t0, mut p) = linked(1);
     p.push(0, Some(0), None, Kind::Gap);
     send_all(&mut p);
-    p.halt(Halt::GaveUp {
-        feed: "f".into(),
-        reason: argus_client::argus_core::GiveUpReason::Fatal(
-            argus_client::argus_core::OpenError::Unauthorized { status: 401 },
-        ),
-    });
+    p.halt(
+        Halt::GaveUp {
+            feed: "f".into(),
+            reason: argus_client::argus_core::GiveUpReason::Fatal(
+                argus_client::argus_core::OpenError::Unauthorized { status: 401 },
+            ),
+        },
+        t0,
+    );
     assert!(!p.has_room());
     assert!(!p.is_done());
     p.on_ack(EntryId(0), Ok(Published::Stored), t0);
     assert!(p.is_done());
     assert_eq!(p.stats().gaps, 1);
     assert!(p.stats().halted.is_some());
+}
+
+#[test]
+fn a_closed_run_waits_for_its_answers_until_the_shutdown_timeout_then_counts_what_is_left() {
+    let (t0, mut p) = linked(1);
+    for n in 0..3 {
+        p.push(0, Some(n), Some(n), Kind::Data);
+    }
+    send_all(&mut p);
+    p.on_ack(EntryId(0), Ok(Published::Stored), t0);
+    p.close(t0 + MS);
+    // The first point goes at once; the others wait for answers that do
+    // not come (a broker that is gone).
+    assert_eq!(p.poll_store(t0 + MS), Some((0, 0)));
+    p.on_stored(true, t0 + MS);
+    assert_eq!(p.poll_timeout(), Some(t0 + MS + 10 * 1000 * MS));
+    p.handle_timeout(t0 + 10 * 1000 * MS);
+    assert!(!p.is_done(), "not before the deadline");
+    p.handle_timeout(t0 + MS + 10 * 1000 * MS);
+    assert!(p.is_done());
+    assert_eq!(p.stats().unacknowledged, 2);
+    // A second close does not move the deadline.
+    let (t0, mut q) = linked(1);
+    q.push(0, Some(0), None, Kind::Data);
+    send_all(&mut q);
+    q.close(t0);
+    q.close(t0 + 5 * 1000 * MS);
+    q.handle_timeout(t0 + 10 * 1000 * MS);
+    assert!(q.is_done());
 }
 
 /// What a chaos run does, step by step.
@@ -272,7 +304,15 @@ impl Harness {
     fn new(max_in_flight: usize) -> Self {
         let now = Instant::now();
         Self {
-            p: Pipeline::new(config(max_in_flight), 3, now),
+            // Eventual completion is the property here, not the deadline.
+            p: Pipeline::new(
+                PipelineConfig {
+                    shutdown_timeout: Duration::from_secs(3600),
+                    ..config(max_in_flight)
+                },
+                3,
+                now,
+            ),
             bus: Bus {
                 connects: 1,
                 up: true,
@@ -391,7 +431,7 @@ impl Harness {
     /// A healthy bus and store until the closed run is done.
     fn finish(&mut self) {
         self.apply(&Op::Reconnect);
-        self.p.close();
+        self.p.close(self.now);
         for _ in 0..10_000 {
             if self.p.is_done() {
                 return;
