@@ -217,20 +217,43 @@ fn rss_kib(pid: u32) -> Option<u64> {
 /// queues).
 const STALLED_RSS_BOUND_KIB: u64 = 64 * 1024;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_jetstream_slows_the_upstream_and_bounds_the_relays_memory() {
-    let nats = NatsServer::start();
-    // A paced firehose of 20,000 messages a second, which writes only as
-    // fast as the client reads.
-    let server = start_server(ServerConfig {
+/// A paced firehose of 20,000 messages a second, which writes only as fast
+/// as the client reads (and does not close a client that stops reading).
+fn paced_firehose() -> ServerConfig {
+    ServerConfig {
         firehose: Some(FirehoseConfig {
             rate: Some(20_000),
             total: None,
         }),
         stall_timeout: Duration::from_secs(120),
         ..ServerConfig::ephemeral()
+    }
+}
+
+/// Waits until the relay has stopped reading its upstream socket on `port`:
+/// the bytes pile up in the kernel's receive queue, and a full queue is not
+/// drained at all between two looks 50 ms apart (at 20,000 messages a
+/// second, a reading relay would). Returns the queue's size.
+async fn stopped_reading(port: u16) -> u64 {
+    within("the relay to stop reading upstream", async {
+        let mut last = 0;
+        loop {
+            let backlog = upstream_backlog(port).unwrap_or(0);
+            if backlog >= STOPPED_READING_BYTES && backlog == last {
+                return backlog;
+            }
+            last = backlog;
+            // Polls a kernel counter, which has no event to wait for.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_jetstream_slows_the_upstream_and_bounds_the_relays_memory() {
+    let nats = NatsServer::start();
+    let server = start_server(paced_firehose()).await;
     let port = server.local_addr().port();
     let symbols = "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM,V,JNJ";
     let relay = relay(&server, &nats, symbols, &["--max-in-flight", "256"]).await;
@@ -257,23 +280,8 @@ async fn a_stalled_jetstream_slows_the_upstream_and_bounds_the_relays_memory() {
         });
         (done, thread)
     };
-    // The relay stops reading its upstream socket: the bytes pile up in
-    // the kernel's receive queue (the relay's bounded queues are full).
-    // A full queue that the relay does not drain at all between two looks
-    // 50 ms apart (at 20,000 messages a second, a reading relay would).
-    let stalled = within("the relay to stop reading upstream", async {
-        let mut last = 0;
-        loop {
-            let backlog = upstream_backlog(port).unwrap_or(0);
-            if backlog >= STOPPED_READING_BYTES && backlog == last {
-                return backlog;
-            }
-            last = backlog;
-            // Polls a kernel counter, which has no event to wait for.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    // The relay's bounded queues fill, and it stops reading upstream.
+    let stalled = stopped_reading(port).await;
     signal(nats.pid(), "-CONT");
     drop(sampling.0);
     sampling.1.join().unwrap();
@@ -415,15 +423,7 @@ async fn nats_credentials_never_reach_the_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_whose_broker_stopped_answering_exits_after_its_shutdown_timeout() {
     let nats = NatsServer::start();
-    let server = start_server(ServerConfig {
-        firehose: Some(FirehoseConfig {
-            rate: Some(20_000),
-            total: None,
-        }),
-        stall_timeout: Duration::from_secs(120),
-        ..ServerConfig::ephemeral()
-    })
-    .await;
+    let server = start_server(paced_firehose()).await;
     let port = server.local_addr().port();
     let relay = relay(
         &server,
@@ -444,22 +444,9 @@ async fn a_relay_whose_broker_stopped_answering_exits_after_its_shutdown_timeout
     consumer.kill().await;
 
     // The broker freezes; the relay's window fills with 16 publishes that
-    // get no answer, and it stops reading upstream (the kernel's receive
-    // queue fills and stays: looked at every 50 ms, a counter with no
-    // event to wait for).
+    // get no answer, and it stops reading upstream.
     signal(nats.pid(), "-STOP");
-    within("the relay's window to fill", async {
-        let mut last = 0;
-        loop {
-            let backlog = upstream_backlog(port).unwrap_or(0);
-            if backlog >= STOPPED_READING_BYTES && backlog == last {
-                return;
-            }
-            last = backlog;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    stopped_reading(port).await;
     let stopped = std::time::Instant::now();
     relay.interrupt();
     let finished = relay.finish().await;

@@ -557,10 +557,7 @@ impl Run<'_> {
                         self.on_acked(acked, now);
                     }
                 }
-                ok = poll_fn(|cx| match self.store.as_mut() {
-                    Some(fut) => fut.as_mut().poll(cx),
-                    None => Poll::Pending,
-                }) => {
+                ok = in_slot(&mut self.store) => {
                     now = Instant::now();
                     self.store = None;
                     self.pipeline.on_stored(ok, now);
@@ -592,10 +589,7 @@ impl Run<'_> {
                     now = Instant::now();
                     armed = None;
                 }
-                link = poll_fn(|cx| match self.reconnecting.as_mut() {
-                    Some(fut) => fut.as_mut().poll(cx),
-                    None => Poll::Pending,
-                }) => {
+                link = in_slot(&mut self.reconnecting) => {
                     now = Instant::now();
                     self.reconnecting = None;
                     self.link = link;
@@ -757,6 +751,15 @@ impl Run<'_> {
             }
         })
     }
+}
+
+/// The future in `slot`, if any (never ready when there is none); the slot
+/// keeps it if the wait is dropped.
+fn in_slot<'a, T: 'a>(slot: &'a mut Option<BoxFuture<'static, T>>) -> impl Future<Output = T> + 'a {
+    poll_fn(move |cx| match slot.as_mut() {
+        Some(fut) => fut.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
 }
 
 async fn send(
