@@ -1,6 +1,7 @@
 //! The relay's decisions, without I/O: which message to publish next,
 //! what to send again after a failure or a reconnection, when the window
-//! is full, and which resume point to store when. Time is passed in; the
+//! is full, when to try a new connection, and which resume point to store
+//! when. Time is passed in; the
 //! driver ([`Relay::run`](crate::Relay::run)) does the publishing, the
 //! storing and the waiting, and reports back.
 //!
@@ -143,11 +144,14 @@ struct FeedPoint<P> {
 ///
 /// The driver's loop: report the link ([`on_link`](Self::on_link)) and the
 /// time ([`handle_timeout`](Self::handle_timeout)); if
+/// [`poll_connect`](Self::poll_connect), start a new connection; if
 /// [`take_resend`](Self::take_resend), forget the answers it waits for;
 /// send what [`poll_send`](Self::poll_send) gives, reporting
 /// [`on_sent`](Self::on_sent) or [`on_send_failed`](Self::on_send_failed);
 /// store what [`poll_store`](Self::poll_store) gives; then wait for an
-/// answer ([`on_ack`](Self::on_ack), [`on_stored`](Self::on_stored)), an
+/// answer ([`on_ack`](Self::on_ack), [`on_stored`](Self::on_stored),
+/// [`on_connected`](Self::on_connected) or
+/// [`on_connect_failed`](Self::on_connect_failed)), an
 /// event ([`push`](Self::push), while [`has_room`](Self::has_room)) or
 /// [`poll_timeout`](Self::poll_timeout), until [`is_done`](Self::is_done).
 pub struct Pipeline<M, P> {
@@ -162,6 +166,11 @@ pub struct Pipeline<M, P> {
     /// After a failure: nothing is sent before this instant.
     retry_at: Option<Instant>,
     retry_delay: Duration,
+    /// A new connection is being made (the link is down).
+    connecting: bool,
+    /// After a failed connection: none is tried before this instant.
+    connect_at: Option<Instant>,
+    connect_delay: Duration,
     /// Everything unanswered was marked to go again: the driver drops the
     /// answers it waits for.
     resend: bool,
@@ -198,6 +207,9 @@ impl<M, P: Clone> Pipeline<M, P> {
                 .collect(),
             retry_at: None,
             retry_delay: config.first_retry_delay,
+            connecting: false,
+            connect_at: None,
+            connect_delay: config.first_retry_delay,
             resend: false,
             held: false,
             epoch: None,
@@ -306,6 +318,36 @@ impl<M, P: Clone> Pipeline<M, P> {
         self.held = !up;
     }
 
+    /// Whether the driver should start making a new connection now: the
+    /// link is down, none is being made, and the delay after the last
+    /// failed one has passed. Report the outcome with
+    /// [`on_connected`](Self::on_connected) or
+    /// [`on_connect_failed`](Self::on_connect_failed).
+    pub fn poll_connect(&mut self, now: Instant) -> bool {
+        if !self.held || self.connecting || self.connect_at.is_some_and(|at| now < at) {
+            return false;
+        }
+        self.connecting = true;
+        self.connect_at = None;
+        true
+    }
+
+    /// The new connection is made (then report it with
+    /// [`on_link`](Self::on_link), a new generation, up).
+    pub fn on_connected(&mut self) {
+        self.connecting = false;
+        self.connect_delay = self.config.first_retry_delay;
+    }
+
+    /// The new connection could not be made: the next try waits, the wait
+    /// doubling up to `max_retry_delay`.
+    pub fn on_connect_failed(&mut self, now: Instant) {
+        self.connecting = false;
+        tracing::warn!(delay = ?self.connect_delay, "cannot connect again; trying again");
+        self.connect_at = Some(now + self.connect_delay);
+        self.connect_delay = (self.connect_delay * 2).min(self.config.max_retry_delay);
+    }
+
     /// Whether something waits to be sent until the link is up again (a
     /// driver whose link gives no notice of coming back looks again soon).
     pub fn is_held(&self) -> bool {
@@ -330,8 +372,9 @@ impl<M, P: Clone> Pipeline<M, P> {
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) or
-    /// [`poll_store`](Self::poll_store) has something to do.
+    /// When [`handle_timeout`](Self::handle_timeout),
+    /// [`poll_store`](Self::poll_store) or
+    /// [`poll_connect`](Self::poll_connect) has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let store = if self.storing.is_some() {
             None
@@ -347,7 +390,8 @@ impl<M, P: Clone> Pipeline<M, P> {
                 })
                 .min()
         };
-        [self.retry_at, store, self.deadline]
+        let connect = self.connect_at.filter(|_| self.held && !self.connecting);
+        [self.retry_at, store, self.deadline, connect]
             .into_iter()
             .flatten()
             .min()

@@ -333,31 +333,10 @@ impl Relay {
         })
     }
 
-    /// A new connection, tried until one is made; the delay between tries
-    /// grows to `max_retry_delay`.
-    fn reconnect(&self) -> BoxFuture<'static, Link> {
+    /// One attempt at a new connection (the pipeline decides when).
+    fn reconnect(&self) -> BoxFuture<'static, Result<Link, RelayError>> {
         let (url, options, config) = (self.url.clone(), self.options.clone(), self.config.clone());
-        Box::pin(async move {
-            let mut delay = RETRY_FIRST;
-            loop {
-                match Link::open(&url, &options, &config).await {
-                    Ok(link) => {
-                        tracing::info!("NATS: connected again");
-                        return link;
-                    }
-                    Err(error) => {
-                        // The kind only: the error may quote the URL.
-                        let kind = match &error {
-                            RelayError::Connect(e) => e.kind().to_string(),
-                            _ => "the stream or the bucket".to_owned(),
-                        };
-                        tracing::warn!(error = %kind, ?delay, "NATS: cannot connect again; trying again");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(config.max_retry_delay);
-                    }
-                }
-            }
-        })
+        Box::pin(async move { Link::open(&url, &options, &config).await })
     }
 
     /// The settings.
@@ -502,7 +481,7 @@ struct Run<'a> {
     link: Link,
     generation: u64,
     /// The new connection being made, once the one in use broke.
-    reconnecting: Option<BoxFuture<'static, Link>>,
+    reconnecting: Option<BoxFuture<'static, Result<Link, RelayError>>>,
 }
 
 impl Run<'_> {
@@ -522,7 +501,7 @@ impl Run<'_> {
         loop {
             self.pipeline.handle_timeout(now);
             // The client gives no notice of its connection: `send` looks.
-            self.send().await;
+            self.send(now).await;
             if self.store.is_none()
                 && let Some((feed, point)) = self.pipeline.poll_store(now)
             {
@@ -589,11 +568,26 @@ impl Run<'_> {
                     now = Instant::now();
                     armed = None;
                 }
-                link = in_slot(&mut self.reconnecting) => {
+                opened = in_slot(&mut self.reconnecting) => {
                     now = Instant::now();
                     self.reconnecting = None;
-                    self.link = link;
-                    self.generation += 1;
+                    match opened {
+                        Ok(link) => {
+                            tracing::info!("NATS: connected again");
+                            self.link = link;
+                            self.generation += 1;
+                            self.pipeline.on_connected();
+                        }
+                        Err(error) => {
+                            // The kind only: the error may quote the URL.
+                            let kind = match &error {
+                                RelayError::Connect(e) => e.kind().to_string(),
+                                _ => "the stream or the bucket".to_owned(),
+                            };
+                            tracing::warn!(error = %kind, "NATS: cannot connect again");
+                            self.pipeline.on_connect_failed(now);
+                        }
+                    }
                 }
             }
         }
@@ -615,20 +609,19 @@ impl Run<'_> {
 
     /// Sends what the pipeline gives, in order. A failed send is the
     /// pipeline's to retry; nothing more goes until then.
-    async fn send(&mut self) {
+    async fn send(&mut self, now: Instant) {
         loop {
             // The link is looked at before every send, not once a turn: a
             // publish handed to a broken connection is lost with it (and
             // sent again on the next, in order), never queued for later.
-            let up = self.link.is_up();
-            if !up && self.reconnecting.is_none() {
+            self.pipeline.on_link(self.generation, self.link.is_up());
+            if self.pipeline.poll_connect(now) {
                 tracing::warn!(
                     in_flight = self.pipeline.in_flight(),
-                    "NATS: the connection broke; connecting again"
+                    "NATS: the connection is down; connecting again"
                 );
                 self.reconnecting = Some(self.relay.reconnect());
             }
-            self.pipeline.on_link(self.generation, up);
             if self.pipeline.take_resend() {
                 self.acks.clear();
             }

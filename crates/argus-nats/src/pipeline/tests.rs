@@ -133,6 +133,30 @@ fn while_the_link_is_down_nothing_is_sent_and_a_reconnection_sends_everything_ag
 }
 
 #[test]
+fn a_down_link_is_replaced_one_attempt_at_a_time_backing_off_after_failures() {
+    let (t0, mut p) = linked(1);
+    assert!(!p.poll_connect(t0), "the link is up");
+    p.on_link(1, false);
+    assert!(p.poll_connect(t0));
+    assert!(!p.poll_connect(t0), "one attempt at a time");
+    p.on_connect_failed(t0);
+    assert!(!p.poll_connect(t0 + 49 * MS));
+    assert_eq!(p.poll_timeout(), Some(t0 + 50 * MS));
+    assert!(p.poll_connect(t0 + 50 * MS));
+    p.on_connect_failed(t0 + 50 * MS);
+    assert_eq!(p.poll_timeout(), Some(t0 + 150 * MS), "twice as long");
+    assert!(p.poll_connect(t0 + 150 * MS));
+    p.on_connected();
+    p.on_link(2, true);
+    assert!(!p.poll_connect(t0 + 150 * MS));
+    // After a success the next failure waits the first delay again.
+    p.on_link(2, false);
+    assert!(p.poll_connect(t0 + 200 * MS));
+    p.on_connect_failed(t0 + 200 * MS);
+    assert_eq!(p.poll_timeout(), Some(t0 + 250 * MS));
+}
+
+#[test]
 fn a_new_sessions_point_is_stored_at_once_others_every_interval_the_last_at_close() {
     let (t0, mut p) = linked(2);
     // The first routine store may go at once; the interval starts there.
